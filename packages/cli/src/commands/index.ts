@@ -1,0 +1,21 @@
+import { cacheKey } from './cache-key.ts';
+import { config } from './config.ts';
+import { genData } from './gen-data.ts';
+import { mainJob } from './main-job.ts';
+import { sft } from './sft.ts';
+import { cluster, evaluate, sample, step, train, trainStep } from './stages.ts';
+import type { Command } from './types.ts';
+
+export const commands: Record<string, Command> = {
+  main: mainJob,
+  sample,
+  cluster,
+  'train-step': trainStep,
+  step,
+  train,
+  eval: evaluate,
+  sft,
+  'gen-data': genData,
+  config,
+  'cache-key': cacheKey,
+};

@@ -1,0 +1,4 @@
+export interface Command {
+  summary: string;
+  run(argv: string[]): Promise<void>;
+}

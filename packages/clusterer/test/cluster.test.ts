@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { Rng, type RolloutRow } from '@empo/core';
+import { parseConfig } from '@empo/core';
+import { clusterGroup, clusterRollouts } from '../src/cluster.ts';
+
+function rollout(questionId: string, sampleIndex: number, completion: string): RolloutRow {
+  return {
+    step: 1, question_id: questionId, question: 'q', sample_index: sampleIndex, prompt: 'q\n', completion,
+    prompt_ids: [1], completion_ids: [2], logprobs: [-1], finished: true,
+  };
+}
+
+const config = parseConfig({}).clusterer;
+
+describe('clusterer', () => {
+  it('computes clusters, entropy and EMPO rewards on a hand-computed group', () => {
+    const group = ['x \\boxed{4}', 'y \\boxed{4.0}', 'z \\boxed{\\frac{8}{2}}', '\\boxed{5}', 'no answer here'].map((c, i) => rollout('q1', i, c));
+    const rows = clusterGroup(group, config, new Rng(0));
+    expect(rows.map((r) => r.answer)).toEqual(['4', '4.0', '\\frac{8}{2}', '5', null]);
+    expect(rows.map((r) => r.cluster_id)).toEqual([0, 0, 0, 1, 2]);
+    expect(rows.map((r) => r.cluster_size)).toEqual([3, 3, 3, 1, 1]);
+    expect(rows.map((r) => r.reward)).toEqual([0.6, 0.6, 0.6, 0.2, 0]);
+    const entropy = -(0.6 * Math.log(0.6) + 2 * 0.2 * Math.log(0.2));
+    expect(rows[0]!.entropy).toBeCloseTo(entropy, 12);
+    expect(rows.every((r) => r.keep)).toBe(true);
+  });
+
+  it('drops all-agree and all-different groups by default', () => {
+    const agree = clusterGroup([0, 1, 2, 3].map((i) => rollout('a', i, '\\boxed{7}')), config, new Rng(0));
+    expect(agree.every((r) => !r.keep && r.entropy === 0 && r.reward === 1)).toBe(true);
+    const differ = clusterGroup([0, 1, 2, 3].map((i) => rollout('d', i, `\\boxed{${i}}`)), config, new Rng(0));
+    expect(differ[0]!.entropy).toBeCloseTo(Math.log(4), 12);
+    expect(differ.every((r) => !r.keep)).toBe(true);
+  });
+
+  it('applies the majority-share threshold and the majority reward', () => {
+    const completions = ['\\boxed{1}', '\\boxed{1}', '\\boxed{2}', '\\boxed{3}', '\\boxed{4}', '\\boxed{5}'];
+    const group = completions.map((c, i) => rollout('m', i, c));
+    const strict = clusterGroup(group, { ...config, min_majority_share: 0.5 }, new Rng(0));
+    expect(strict.every((r) => !r.keep)).toBe(true);
+    const majority = clusterGroup(group, { ...config, reward: 'majority' }, new Rng(0));
+    expect(majority.map((r) => r.reward)).toEqual([1, 1, 0, 0, 0, 0]);
+  });
+
+  it('clusters each question separately, keeping sample order', () => {
+    const rows = clusterRollouts([rollout('b', 1, '\\boxed{2}'), rollout('a', 0, '\\boxed{1}'), rollout('b', 0, '\\boxed{2}')], config, 0, 1);
+    expect(rows.map((r) => `${r.question_id}${r.sample_index}:${r.cluster_id}`)).toEqual(['b0:0', 'b1:0', 'a0:0']);
+  });
+});

@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** A sibling path that readers never pick up: `<dir>/.<name>.tmp-<pid>-<random>`. */
+export function temporarySibling(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Write a file so that `path` holds either its old content or the complete new content,
+ * never a prefix: write a temporary sibling, flush it, then rename it over `path`.
+ */
+export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = temporarySibling(path);
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      let offset = 0;
+      while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Fill a folder atomically: `fill` writes into a temporary sibling folder, which is then
+ * renamed to `path`. An existing folder at `path` is moved aside first and removed after,
+ * so `path` is never a half-written folder.
+ */
+export async function writeFolderAtomic(path: string, fill: (tmpDir: string) => Promise<void> | void): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = temporarySibling(path);
+  mkdirSync(tmp, { recursive: true });
+  try {
+    await fill(tmp);
+  } catch (error) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw error;
+  }
+  const old = temporarySibling(path);
+  let movedOld = false;
+  try {
+    renameSync(path, old);
+    movedOld = true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  renameSync(tmp, path);
+  if (movedOld) rmSync(old, { recursive: true, force: true });
+}

@@ -1,0 +1,196 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { EmpoError } from './errors.ts';
+
+/**
+ * The run configuration. Every field has a default, so an empty config is the bundled
+ * default run. Unknown keys and wrong types are errors that name the key.
+ */
+export const samplerConfigSchema = z.strictObject({
+  questions_per_step: z.number().int().positive().default(16)
+    .describe('Questions sampled per training step (the batch of groups).'),
+  num_generations: z.number().int().min(2).default(8)
+    .describe('G: completions sampled per question. The paper uses 7-16.'),
+  max_new_tokens: z.number().int().positive().default(48)
+    .describe('Longest completion, in tokens; longer ones are cut (finished = false).'),
+  temperature: z.number().min(0).default(1)
+    .describe('Sampling temperature; EMPO samples at about 1.0 so that answers disagree.'),
+  top_p: z.number().gt(0).max(1).default(1)
+    .describe('Nucleus sampling mass; 1.0 disables it.'),
+  prompt_template: z.string().default('{question}\n')
+    .describe('Prompt text; {question} is replaced by the question.'),
+});
+
+export const clustererConfigSchema = z.strictObject({
+  reward: z.enum(['empo', 'majority', 'random', 'format']).default('empo')
+    .describe('Reward function: empo (cluster share), majority (TTRL), random or format. Labels are never read here.'),
+  entropy_low: z.number().min(0).default(0)
+    .describe('Drop a question when its semantic entropy is <= this (all answers agree: no signal).'),
+  entropy_high: z.number().positive().nullable().default(null)
+    .describe('Drop a question when its entropy is >= this; null means ln(G) (every answer different).'),
+  min_majority_share: z.number().min(0).max(1).default(0)
+    .describe('Drop a question unless its largest cluster holds at least this share of the group.'),
+});
+
+export const trainerConfigSchema = z.strictObject({
+  learning_rate: z.number().positive().default(5e-5).describe('Adam learning rate (constant).'),
+  adam_beta1: z.number().min(0).lt(1).default(0.9).describe('Adam beta1.'),
+  adam_beta2: z.number().min(0).lt(1).default(0.999).describe('Adam beta2.'),
+  adam_epsilon: z.number().positive().default(1e-8).describe('Adam epsilon.'),
+  weight_decay: z.number().min(0).default(0).describe('Decoupled (AdamW) weight decay.'),
+  max_grad_norm: z.number().positive().default(1).describe('Clip the global gradient norm to this value.'),
+  epsilon: z.number().positive().default(0.2).describe('PPO clip range: ratio kept in [1 - epsilon, 1 + epsilon].'),
+  advantage_epsilon: z.number().positive().default(1e-4)
+    .describe('Added to the group reward std when normalizing advantages.'),
+  micro_batch_size: z.number().int().positive().default(32)
+    .describe('Sequences per forward/backward pass; gradients are accumulated over micro-batches.'),
+});
+
+export const evaluatorConfigSchema = z.strictObject({
+  max_new_tokens: z.number().int().positive().default(48).describe('Longest evaluation completion, in tokens.'),
+  limit: z.number().int().positive().nullable().default(null).describe('Evaluate only the first N questions; null = all.'),
+  batch_size: z.number().int().positive().default(64).describe('Questions per generation batch.'),
+});
+
+export const configSchema = z.strictObject({
+  run: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only').default('default')
+    .describe('Run name: the run folder is <runs_dir>/<run>.'),
+  runs_dir: z.string().default('data/runs').describe('Folder holding run folders (relative to the working directory).'),
+  seed: z.number().int().min(0).default(0).describe('Seed for sampling and data order; same seed, same run.'),
+  backend: z.enum(['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow']).default('wasm')
+    .describe('TensorFlow.js backend: wasm (CPU default), cpu (slow, pure JS), webgpu, tensorflow (tfjs-node), auto.'),
+  model: z.string().default('data/models/tiny-arith').describe('Base model folder (Hugging Face format): step 0 of the run.'),
+  train_queries: z.string().default('data/tasks/arith/train.parquet')
+    .describe('Unlabeled training questions (Parquet: question_id, question).'),
+  eval_queries: z.string().default('data/tasks/arith/eval.parquet')
+    .describe('Labeled evaluation questions (Parquet: question_id, question, answer).'),
+  sampler: samplerConfigSchema.prefault({}),
+  clusterer: clustererConfigSchema.prefault({}),
+  trainer: trainerConfigSchema.prefault({}),
+  evaluator: evaluatorConfigSchema.prefault({}),
+});
+
+export type EmpoConfig = z.infer<typeof configSchema>;
+export type SamplerConfig = EmpoConfig['sampler'];
+export type ClustererConfig = EmpoConfig['clusterer'];
+export type TrainerConfig = EmpoConfig['trainer'];
+export type EvaluatorConfig = EmpoConfig['evaluator'];
+
+/** Config files looked up in the working directory when no --config is given. */
+export const defaultConfigFiles = ['empo.config.json', 'empo.config.yaml', 'empo.config.yml'];
+
+function describeIssue(issue: z.core.$ZodIssue, source: string): string {
+  const key = issue.path.join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = key ? `${key}.` : '';
+    return `${source}: unknown config key ${issue.keys.map((k) => `'${prefix}${k}'`).join(', ')}`;
+  }
+  return `${source}: config key '${key}': ${issue.message}`;
+}
+
+/** Validate a raw config object; errors name the key and where it came from. */
+export function parseConfig(raw: unknown, source = 'config'): EmpoConfig {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) throw new EmpoError(result.error.issues.map((i) => describeIssue(i, source)).join('\n'));
+  return result.data;
+}
+
+export function readConfigFile(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new EmpoError(`${path}: config file not found`);
+  const text = readFileSync(path, 'utf8');
+  let raw: unknown;
+  try {
+    raw = extname(path) === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new EmpoError(`${path}: cannot parse config (${(error as Error).message})`);
+  }
+  if (raw === null || raw === undefined) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new EmpoError(`${path}: a config file must hold an object`);
+  return raw as Record<string, unknown>;
+}
+
+/** Parse `key.sub=value`; the value is read as JSON when it parses (numbers, booleans, null), else as a string. */
+export function parseOverride(text: string): [string[], unknown] {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new EmpoError(`--set ${text}: expected KEY=VALUE, for example --set trainer.learning_rate=1e-4`);
+  const path = text.slice(0, eq).trim().split('.');
+  const valueText = text.slice(eq + 1);
+  let value: unknown = valueText;
+  try {
+    value = JSON.parse(valueText);
+  } catch {
+    // a plain string
+  }
+  return [path, value];
+}
+
+export function applyOverride(raw: Record<string, unknown>, path: string[], value: unknown): void {
+  let node: Record<string, unknown> = raw;
+  for (const part of path.slice(0, -1)) {
+    const next = node[part];
+    if (next === undefined) node[part] = {};
+    else if (typeof next !== 'object' || next === null || Array.isArray(next)) {
+      throw new EmpoError(`--set ${path.join('.')}: '${part}' is not a section`);
+    }
+    node = node[part] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+export interface LoadConfigOptions {
+  /** Config file; when absent, the first of `defaultConfigFiles` found in `cwd` is used, if any. */
+  file?: string;
+  /** `key.sub=value` overrides (from --set), applied after the file. */
+  overrides?: string[];
+  cwd?: string;
+}
+
+/** The resolved config: defaults, then the config file, then --set overrides, validated. */
+export function loadConfig(options: LoadConfigOptions = {}): EmpoConfig {
+  const cwd = options.cwd ?? process.cwd();
+  let file = options.file ? resolve(cwd, options.file) : undefined;
+  if (!file) file = defaultConfigFiles.map((f) => resolve(cwd, f)).find((f) => existsSync(f));
+  const raw = file ? readConfigFile(file) : {};
+  for (const text of options.overrides ?? []) {
+    const [path, value] = parseOverride(text);
+    applyOverride(raw, path, value);
+  }
+  const source = [file, options.overrides?.length ? '--set' : undefined].filter(Boolean).join(' + ') || 'config';
+  return parseConfig(raw, source);
+}
+
+/** Field-by-field documentation generated from the schema (used by `empo config --help` and the README). */
+export function describeConfig(): { key: string; type: string; default: unknown; doc: string }[] {
+  const defaults = parseConfig({}) as unknown as Record<string, unknown>;
+  const rows: { key: string; type: string; default: unknown; doc: string }[] = [];
+  const walk = (shape: Record<string, z.ZodType>, prefix: string, defs: Record<string, unknown>) => {
+    for (const [name, field] of Object.entries(shape)) {
+      const inner = unwrap(field);
+      if (inner instanceof z.ZodObject) {
+        walk(inner.shape as Record<string, z.ZodType>, `${prefix}${name}.`, defs[name] as Record<string, unknown>);
+      } else {
+        rows.push({ key: prefix + name, type: typeName(inner), default: defs[name], doc: field.description ?? '' });
+      }
+    }
+  };
+  walk(configSchema.shape as Record<string, z.ZodType>, '', defaults);
+  return rows;
+}
+
+function unwrap(t: z.ZodType): z.ZodType {
+  let cur: z.ZodType = t;
+  for (;;) {
+    const def = (cur as unknown as { def: { type: string; innerType?: z.ZodType } }).def;
+    if ((def.type === 'default' || def.type === 'prefault' || def.type === 'optional') && def.innerType) cur = def.innerType;
+    else return cur;
+  }
+}
+
+function typeName(t: z.ZodType): string {
+  const def = (t as unknown as { def: { type: string; entries?: Record<string, string>; innerType?: z.ZodType } }).def;
+  if (def.type === 'enum') return Object.keys(def.entries ?? {}).join(' | ');
+  if (def.type === 'nullable' && def.innerType) return `${typeName(def.innerType)} | null`;
+  return def.type;
+}

@@ -1,0 +1,77 @@
+/**
+ * Greedy semantic clustering of a group's answers, and the group's semantic entropy.
+ */
+import { answersEquivalent } from './equivalence.ts';
+import { isUnextractable } from './guards.ts';
+
+/** Whether two (extractable) answers mean the same thing. */
+export type Equivalence = (a: string, b: string) => boolean;
+
+export interface Clustering {
+  /** Cluster of each answer, numbered 0.. in order of first appearance. */
+  clusterIds: number[];
+  /** Size of each cluster, indexed by cluster id. */
+  clusterSizes: number[];
+}
+
+/**
+ * Greedy clustering: each answer is compared with the representative (first member) of every
+ * existing cluster in order and joins the first equivalent one, else opens a new cluster.
+ * Unextractable answers (null, or empty after normalization) are each their own singleton
+ * and never serve as a representative. At most G * (number of clusters) comparisons.
+ */
+export function clusterAnswers(
+  answers: readonly (string | null)[],
+  equivalent: Equivalence = answersEquivalent,
+): Clustering {
+  const clusterIds: number[] = [];
+  const clusterSizes: number[] = [];
+  // Representatives of clusters that can be joined (extractable ones only).
+  const reps: { id: number; answer: string }[] = [];
+  for (const answer of answers) {
+    if (answer === null || isUnextractable(answer)) {
+      clusterIds.push(clusterSizes.length);
+      clusterSizes.push(1);
+      continue;
+    }
+    let joined = -1;
+    for (const rep of reps) {
+      if (equivalent(answer, rep.answer)) {
+        joined = rep.id;
+        break;
+      }
+    }
+    if (joined >= 0) {
+      clusterIds.push(joined);
+      clusterSizes[joined]!++;
+    } else {
+      const id = clusterSizes.length;
+      reps.push({ id, answer });
+      clusterIds.push(id);
+      clusterSizes.push(1);
+    }
+  }
+  return { clusterIds, clusterSizes };
+}
+
+/** −Σ p ln p over clusters of the given sizes (p = size / total); 0 for an empty group. */
+export function entropyFromSizes(clusterSizes: readonly number[]): number {
+  let total = 0;
+  for (const n of clusterSizes) total += n;
+  if (total === 0) return 0;
+  let h = 0;
+  for (const n of clusterSizes) {
+    if (n > 0) {
+      const p = n / total;
+      h -= p * Math.log(p);
+    }
+  }
+  return h === 0 ? 0 : h; // no -0
+}
+
+/** Semantic entropy H = −Σ_c p(c) ln p(c), p(c) = |c| / G, natural log; 0 for an empty group. */
+export function semanticEntropy(clusterIds: readonly number[]): number {
+  const counts = new Map<number, number>();
+  for (const id of clusterIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return entropyFromSizes([...counts.values()]);
+}

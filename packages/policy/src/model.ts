@@ -1,0 +1,461 @@
+/**
+ * The Qwen2 / Llama decoder-only transformer, in one file (read it like nanoGPT's model.py).
+ *
+ *   x = embed_tokens[ids]
+ *   for each layer:
+ *     x = x + o_proj(attention(rope(q_proj(rms(x))), rope(k_proj(rms(x))), v_proj(rms(x))))   (causal, GQA)
+ *     x = x + down_proj(silu(gate_proj(rms(x))) * up_proj(rms(x)))                             (SwiGLU)
+ *   logits = lm_head(rms(x))                       (lm_head = embed_tokens when tie_word_embeddings)
+ *
+ * Weights are named and laid out exactly as in a Hugging Face checkpoint (Linear weights are [out, in]).
+ * `prepareWeights` turns them, inside the caller's tidy/gradient scope, into the layout the forward pass
+ * uses (Linear weights transposed to [in, out]), so gradients flow back to the HF-layout variables.
+ *
+ * Shapes: B batch, T new tokens, S cached tokens, K = S + T keys, D hidden, H heads, Hkv key/value heads,
+ * G = H / Hkv query heads per kv head, hd head dim, I intermediate size, V vocab.
+ *
+ * Backend notes (correct on every backend; these choices make wasm fast):
+ *  - every weight matmul goes through `matmul`, whose gradient uses explicit transposes (tfjs' own matMul
+ *    gradient uses the transposeA/B flags, which leave XNNPACK for a ~10x slower loop on wasm);
+ *  - the embedding lookup is a gather whose gradient is a one-hot matmul (wasm has no gather gradient);
+ *    tf.oneHot with a float32 dtype returns zeros on wasm 4.22, so the one-hot is built as int32 and cast;
+ *  - RMSNorm, SwiGLU and RoPE have hand-written gradients, so the tape keeps fewer (copied) tensors.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '@empo/core';
+import type { ModelConfig } from './config.ts';
+import type { HostTensor } from './safetensors.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// Weight names (Hugging Face), shapes and initialisation
+
+export interface WeightSpec {
+  name: string;
+  shape: number[];
+  init: 'normal' | 'ones' | 'zeros';
+}
+
+/** Every weight of the model, in a stable order (the order of `Policy.variables()`). */
+export function weightSpecs(cfg: ModelConfig): WeightSpec[] {
+  const { hidden_size: D, intermediate_size: I, vocab_size: V, head_dim: hd } = cfg;
+  const H = cfg.num_attention_heads;
+  const Hkv = cfg.num_key_value_heads;
+  const specs: WeightSpec[] = [{ name: 'model.embed_tokens.weight', shape: [V, D], init: 'normal' }];
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const p = `model.layers.${i}.`;
+    specs.push({ name: p + 'input_layernorm.weight', shape: [D], init: 'ones' });
+    for (const [proj, out] of [['q', H * hd], ['k', Hkv * hd], ['v', Hkv * hd]] as const) {
+      specs.push({ name: `${p}self_attn.${proj}_proj.weight`, shape: [out, D], init: 'normal' });
+      if (cfg.attention_bias) specs.push({ name: `${p}self_attn.${proj}_proj.bias`, shape: [out], init: 'zeros' });
+    }
+    specs.push({ name: p + 'self_attn.o_proj.weight', shape: [D, H * hd], init: 'normal' });
+    specs.push({ name: p + 'post_attention_layernorm.weight', shape: [D], init: 'ones' });
+    specs.push({ name: p + 'mlp.gate_proj.weight', shape: [I, D], init: 'normal' });
+    specs.push({ name: p + 'mlp.up_proj.weight', shape: [I, D], init: 'normal' });
+    specs.push({ name: p + 'mlp.down_proj.weight', shape: [D, I], init: 'normal' });
+  }
+  specs.push({ name: 'model.norm.weight', shape: [D], init: 'ones' });
+  if (!cfg.tie_word_embeddings) specs.push({ name: 'lm_head.weight', shape: [V, D], init: 'normal' });
+  return specs;
+}
+
+/**
+ * Seeded initialisation on the host (identical on every backend): normal(0, 0.02) matrices, norms at 1,
+ * zero biases. Each tensor draws from its own stream `Rng.derive(seed, name)`.
+ */
+export function initWeights(cfg: ModelConfig, seed: number, std = 0.02): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
+  for (const s of weightSpecs(cfg)) {
+    const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
+    if (s.init === 'ones') data.fill(1);
+    else if (s.init === 'normal') {
+      const rng = Rng.derive(seed, s.name);
+      for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
+    }
+    out.set(s.name, { shape: s.shape, data });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Differentiable building blocks
+
+/** Swap the last two axes. */
+function transposeLast2(x: tf.Tensor): tf.Tensor {
+  const perm = x.shape.map((_, i) => i);
+  const r = perm.length;
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1]!, perm[r - 2]!];
+  return tf.transpose(x, perm);
+}
+
+/** a @ b (rank 2..4, equal batch dims). Gradient: dA = dY @ B^T, dB = A^T @ dY with explicit transposes. */
+const matmul = tf.customGrad((a, b, save) => {
+  const A = a as tf.Tensor;
+  const Bm = b as tf.Tensor;
+  (save as tf.GradSaveFunc)([A, Bm]);
+  return {
+    value: tf.matMul(A, Bm),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy, transposeLast2(saved[1]!)), tf.matMul(transposeLast2(saved[0]!), dy)],
+  };
+}) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
+
+/** table[ids] : [N, D]. Forward is a gather; the gradient is onehot(ids)^T @ dY (matmul only). */
+function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+  const lookup = tf.customGrad((t, save) => {
+    (save as tf.GradSaveFunc)([ids]); // kept for the backward pass (the caller's tidy disposes `ids`)
+    return {
+      value: tf.gather(t as tf.Tensor2D, ids),
+      gradFunc: (dy: tf.Tensor, [savedIds]: tf.Tensor[]) =>
+        tf.matMul(tf.transpose(tf.cast(tf.oneHot(savedIds as tf.Tensor1D, table.shape[0]), 'float32')), dy), // [V, N] @ [N, D]
+    };
+  });
+  return lookup(table) as tf.Tensor2D;
+}
+
+/** RMSNorm over the last axis, in float32: y = x / sqrt(mean(x^2) + eps) * w. x: [N, D], w: [D]. */
+function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const invRms = (X: tf.Tensor2D) => tf.rsqrt(tf.add(tf.mean(tf.square(X), -1, true), eps)); // [N, 1]
+  // Hand-written gradient: the tape keeps x and w only, not every intermediate.
+  const norm = tf.customGrad((xIn, wIn, save) => {
+    const [X, W] = [xIn as tf.Tensor2D, wIn as tf.Tensor1D];
+    (save as tf.GradSaveFunc)([X, W]);
+    return {
+      value: tf.mul(tf.mul(X, invRms(X)), W),
+      gradFunc: (dy: tf.Tensor, [X, W]: tf.Tensor[]) => {
+        // xhat = x r, g = dy w:  dx = r (g - xhat mean(g xhat)),  dw = sum_n dy xhat
+        const r = invRms(X as tf.Tensor2D);
+        const xhat = tf.mul(X!, r);
+        const g = tf.mul(dy, W!);
+        return [tf.mul(r, tf.sub(g, tf.mul(xhat, tf.mean(tf.mul(g, xhat), -1, true)))), tf.sum(tf.mul(dy, xhat), 0)];
+      },
+    };
+  });
+  return norm(x, w) as tf.Tensor2D;
+}
+
+/** silu(gate) * up, elementwise: [N, I]. */
+function swiglu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
+  // Hand-written gradient: the tape keeps gate and up only.
+  const f = tf.customGrad((gIn, uIn, save) => {
+    const [g, u] = [gIn as tf.Tensor2D, uIn as tf.Tensor2D];
+    (save as tf.GradSaveFunc)([g, u]);
+    return {
+      value: tf.mul(tf.mul(g, tf.sigmoid(g)), u),
+      gradFunc: (dy: tf.Tensor, [g, u]: tf.Tensor[]) => {
+        // silu'(g) = s (1 + g (1 - s)), s = sigmoid(g)
+        const s = tf.sigmoid(g!);
+        return [tf.mul(tf.mul(dy, u!), tf.mul(s, tf.add(1, tf.mul(g!, tf.sub(1, s))))), tf.mul(dy, tf.mul(g!, s))];
+      },
+    };
+  });
+  return f(gate, up) as tf.Tensor2D;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Rotary position embeddings, Hugging Face "rotate_half" layout:
+//   rope(x) = x * cos + rotate_half(x) * sin,   rotate_half([x1, x2]) = [-x2, x1]   (x1, x2: halves of hd)
+//   cos = [cos(p * f), cos(p * f)], sin likewise, f_j = 1 / theta^(2j / hd)   (j < hd/2)
+
+/** inv_freq as HF computes it in float32. */
+function invFreq(cfg: ModelConfig): Float32Array {
+  const hd = cfg.head_dim;
+  const f = new Float32Array(hd / 2);
+  for (let j = 0; j < hd / 2; j++) f[j] = Math.fround(1 / Math.fround(Math.pow(cfg.rope_theta, Math.fround((2 * j) / hd))));
+  return f;
+}
+
+/** cos and sin for positions [P][T] (P = B, or 1 to broadcast) as [P, T, 1, hd]. */
+function ropeTables(cfg: ModelConfig, positions: number[][]): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  const hd = cfg.head_dim;
+  const inv = invFreq(cfg);
+  const P = positions.length;
+  const T = positions[0]!.length;
+  const cos = new Float32Array(P * T * hd);
+  const sin = new Float32Array(P * T * hd);
+  for (let b = 0; b < P; b++) {
+    for (let t = 0; t < T; t++) {
+      const pos = positions[b]![t]!;
+      const o = (b * T + t) * hd;
+      for (let j = 0; j < hd / 2; j++) {
+        const a = Math.fround(pos * inv[j]!);
+        cos[o + j] = cos[o + j + hd / 2] = Math.cos(a);
+        sin[o + j] = sin[o + j + hd / 2] = Math.sin(a);
+      }
+    }
+  }
+  return { cos: tf.tensor4d(cos, [P, T, 1, hd]), sin: tf.tensor4d(sin, [P, T, 1, hd]) };
+}
+
+/** The [hd, hd] matrix R with x @ R = rotate_half(x) (one matmul instead of slice/neg/concat). */
+function rotateHalfMatrix(hd: number): tf.Tensor2D {
+  const r = new Float32Array(hd * hd);
+  for (let j = 0; j < hd / 2; j++) {
+    r[(j + hd / 2) * hd + j] = -1; // out[j] = -x[j + hd/2]
+    r[j * hd + j + hd / 2] = 1; // out[j + hd/2] = x[j]
+  }
+  return tf.tensor2d(r, [hd, hd]);
+}
+
+/** x @ R over the last axis (= rotate_half(x)). */
+function rotateHalf(x: tf.Tensor, rot: tf.Tensor2D): tf.Tensor {
+  const hd = rot.shape[0];
+  return tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), rot), x.shape);
+}
+
+/** rope(x) = x * cos + rotate_half(x) * sin.  x: [B, T, nh, hd]; cos, sin: [B|1, T, 1, hd]. */
+function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, rot: tf.Tensor2D): tf.Tensor4D {
+  // Linear in x, so the gradient is the transposed map: dx = dy * cos + rotate_half^T(dy * sin), R^T = -R.
+  const rope = tf.customGrad((xIn, save) => {
+    (save as tf.GradSaveFunc)([cos, sin, rot]);
+    const X = xIn as tf.Tensor4D;
+    return {
+      value: tf.add(tf.mul(X, cos), tf.mul(rotateHalf(X, rot), sin)),
+      gradFunc: (dy: tf.Tensor, [c, s, r]: tf.Tensor[]) => tf.sub(tf.mul(dy, c!), rotateHalf(tf.mul(dy, s!), r as tf.Tensor2D)),
+    };
+  });
+  return rope(x) as tf.Tensor4D;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Forward pass
+
+/** Per-layer weights in the forward layout (Linear weights transposed to [in, out]). */
+export interface LayerWeights {
+  inputNorm: tf.Tensor1D; // [D]
+  wq: tf.Tensor2D; // [D, H hd]
+  wk: tf.Tensor2D; // [D, Hkv hd]
+  wv: tf.Tensor2D; // [D, Hkv hd]
+  bq: tf.Tensor1D | null; // [H hd]
+  bk: tf.Tensor1D | null; // [Hkv hd]
+  bv: tf.Tensor1D | null; // [Hkv hd]
+  wo: tf.Tensor2D; // [H hd, D]
+  postNorm: tf.Tensor1D; // [D]
+  wGate: tf.Tensor2D; // [D, I]
+  wUp: tf.Tensor2D; // [D, I]
+  wDown: tf.Tensor2D; // [I, D]
+}
+
+export interface Weights {
+  embed: tf.Tensor2D; // [V, D]
+  layers: LayerWeights[];
+  norm: tf.Tensor1D; // [D]
+  lmHead: tf.Tensor2D; // [D, V]                = lm_head^T (or embed_tokens^T when tied)
+  rot: tf.Tensor2D; // [hd, hd] rotate_half as a matrix (constant)
+}
+
+/**
+ * HF-named, HF-layout weights -> forward layout (transposed Linear weights). Differentiable: call it
+ * inside the tidy / gradient scope of the computation so gradients reach the variables.
+ */
+export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.Tensor>): Weights {
+  const get = <R extends tf.Rank>(name: string): tf.Tensor<R> => {
+    const t = named.get(name);
+    if (!t) throw new Error(`missing weight ${name}`);
+    return t as tf.Tensor<R>;
+  };
+  // Separate (unfused) projections: on wasm, slicing a fused q|k|v or gate|up output costs more than it saves.
+  const linear = (name: string) => tf.transpose(get<tf.Rank.R2>(name + '.weight')); // [out, in] -> [in, out]
+  const bias = (name: string) => (cfg.attention_bias ? get<tf.Rank.R1>(name + '.bias') : null);
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const p = `model.layers.${i}.`;
+    layers.push({
+      inputNorm: get(p + 'input_layernorm.weight'),
+      wq: linear(p + 'self_attn.q_proj'),
+      wk: linear(p + 'self_attn.k_proj'),
+      wv: linear(p + 'self_attn.v_proj'),
+      bq: bias(p + 'self_attn.q_proj'),
+      bk: bias(p + 'self_attn.k_proj'),
+      bv: bias(p + 'self_attn.v_proj'),
+      wo: linear(p + 'self_attn.o_proj'),
+      postNorm: get(p + 'post_attention_layernorm.weight'),
+      wGate: linear(p + 'mlp.gate_proj'),
+      wUp: linear(p + 'mlp.up_proj'),
+      wDown: linear(p + 'mlp.down_proj'),
+    });
+  }
+  const embed = get<tf.Rank.R2>('model.embed_tokens.weight');
+  return {
+    embed,
+    layers,
+    norm: get('model.norm.weight'),
+    lmHead: tf.transpose(cfg.tie_word_embeddings ? embed : get<tf.Rank.R2>('lm_head.weight')),
+    rot: rotateHalfMatrix(cfg.head_dim),
+  };
+}
+
+/**
+ * Keys and values of tokens already seen, per layer as a list of segments along the sequence axis
+ * (k[layer][segment]: [B, Hkv, S_seg, hd], v likewise). Attention runs over the segments in order, so a
+ * decoder can append a step's keys to a small recent segment instead of copying the whole cache each step.
+ */
+export interface KVCache {
+  k: tf.Tensor4D[][];
+  v: tf.Tensor4D[][];
+}
+
+/** Keys and values of the tokens of one forward call, per layer: [B, Hkv, T, hd]. */
+export interface NewKV {
+  k: tf.Tensor4D[];
+  v: tf.Tensor4D[];
+}
+
+/** Number of cached positions. */
+export function cacheLength(cache: KVCache): number {
+  return (cache.v[0] ?? []).reduce((n, t) => n + t.shape[2], 0);
+}
+
+export interface ForwardInput {
+  /** Token ids [B][T] (rectangular). */
+  ids: number[][];
+  /** Rotary positions [B][T]; default S + t for every row. */
+  positions?: number[][];
+  /** Which keys are real tokens, [B][S + T]; default all. Keys after a query are always masked (causal). */
+  keyValid?: boolean[][];
+}
+
+export interface ForwardOptions {
+  /** Keys/values of the S tokens before `ids` (decoding). */
+  cache?: KVCache;
+  /** Only compute the logits of the last position: [B, V] instead of [B, T, V]. */
+  lastOnly?: boolean;
+}
+
+const MASKED = -1e9;
+
+/** Additive attention bias [B|1, 1, 1, T, K]: 0 where query t may attend key k, -1e9 elsewhere. */
+function attentionBias(B: number, T: number, S: number, keyValid?: boolean[][]): tf.Tensor5D {
+  const K = S + T;
+  const P = keyValid ? B : 1;
+  const bias = new Float32Array(P * T * K);
+  for (let b = 0; b < P; b++) {
+    const valid = keyValid?.[b];
+    if (valid && valid.length !== K) throw new Error(`keyValid[${b}] has ${valid.length} entries, expected ${K}`);
+    for (let t = 0; t < T; t++) {
+      const row = (b * T + t) * K;
+      let any = false;
+      for (let k = 0; k < K; k++) {
+        const ok = k <= S + t && (!valid || valid[k]!);
+        if (!ok) bias[row + k] = MASKED;
+        any ||= ok;
+      }
+      if (!any) bias[row + S + t] = 0; // a padding query with no real key: let it see itself (output unused)
+    }
+  }
+  return tf.tensor5d(bias, [P, 1, 1, T, K]);
+}
+
+/** q @ k^T over the last two axes: q [.., M, hd], k [.., K, hd] -> [.., M, K]. */
+function scores(q: tf.Tensor4D, k: tf.Tensor4D): tf.Tensor4D {
+  // Batched matmuls run a plain loop on wasm. With few query rows (decoding) the transposeB flag is faster
+  // (no copy of the cached keys); with many rows (prompts, training) transposing first is ~1.4x faster and
+  // `matmul`'s gradient avoids the flags. Both compute the same thing.
+  return q.shape[2] <= 8 ? tf.matMul(q, k, false, true) : matmul(q, tf.transpose(k, [0, 1, 3, 2]) as tf.Tensor4D);
+}
+
+/**
+ * Causal self-attention of one layer. h: [B*T, D] (normed); past: cached key/value segments.
+ * Returns the output [B*T, D] and the keys/values of these T tokens ([B, Hkv, T, hd]).
+ */
+function attention(
+  cfg: ModelConfig,
+  L: LayerWeights,
+  h: tf.Tensor2D,
+  B: number,
+  T: number,
+  rope: { cos: tf.Tensor4D; sin: tf.Tensor4D; rot: tf.Tensor2D },
+  bias: tf.Tensor5D,
+  past: { k: tf.Tensor4D[]; v: tf.Tensor4D[] },
+): { out: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
+  const H = cfg.num_attention_heads;
+  const Hkv = cfg.num_key_value_heads;
+  const G = H / Hkv;
+  const hd = cfg.head_dim;
+  const project = (w: tf.Tensor2D, b: tf.Tensor1D | null, heads: number) => {
+    const y = matmul(h, w); // [B*T, heads hd]
+    return tf.reshape(b ? tf.add(y, b) : y, [B, T, heads, hd]) as tf.Tensor4D; // [B, T, heads, hd]
+  };
+  const q0 = project(L.wq, L.bq, H); // [B, T, H, hd]
+  const k0 = project(L.wk, L.bk, Hkv); // [B, T, Hkv, hd]
+  const v0 = project(L.wv, L.bv, Hkv); // [B, T, Hkv, hd]
+  const q1 = applyRope(q0, rope.cos, rope.sin, rope.rot);
+  const k1 = applyRope(k0, rope.cos, rope.sin, rope.rot);
+
+  // GQA without repeating keys: query head h = kv * G + g, so [B, H, T, hd] -> [B, Hkv, G*T, hd]
+  const q = tf.mul(tf.reshape(tf.transpose(q1, [0, 2, 1, 3]), [B, Hkv, G * T, hd]), 1 / Math.sqrt(hd)) as tf.Tensor4D;
+  const k = tf.transpose(k1, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
+  const v = tf.transpose(v0, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
+  const keys = [...past.k, k];
+  const values = [...past.v, v];
+
+  const parts = keys.map((ks) => scores(q, ks)); // each [B, Hkv, G*T, S_seg]
+  const K = parts.reduce((n, t) => n + t.shape[3], 0);
+  const att = tf.reshape(parts.length === 1 ? parts[0]! : tf.concat(parts, 3), [B, Hkv, G, T, K]); // [B, Hkv, G, T, K]
+  const probs = tf.reshape(tf.softmax(tf.add(att, bias)), [B, Hkv, G * T, K]) as tf.Tensor4D;
+  let y: tf.Tensor4D | null = null; // [B, Hkv, G*T, hd] = sum over segments of probs_seg @ v_seg
+  let offset = 0;
+  for (const vs of values) {
+    const n = vs.shape[2];
+    const p = values.length === 1 ? probs : (tf.slice(probs, [0, 0, 0, offset], [B, Hkv, G * T, n]) as tf.Tensor4D);
+    const part = matmul(p, vs);
+    y = y ? (tf.add(y, part) as tf.Tensor4D) : part;
+    offset += n;
+  }
+  const merged = tf.reshape(tf.transpose(tf.reshape(y!, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D; // [B*T, H hd]
+  return { out: matmul(merged, L.wo), k, v }; // out: [B*T, D]
+}
+
+/** SwiGLU MLP. h: [N, D] -> [N, D]. */
+function mlp(L: LayerWeights, h: tf.Tensor2D): tf.Tensor2D {
+  const act = swiglu(matmul(h, L.wGate), matmul(h, L.wUp)); // silu(gate) * up: [N, I]
+  return matmul(act, L.wDown); // [N, D]
+}
+
+/** tf.tidy for functions returning plain objects of tensors (interfaces lack TensorContainer's index signature). */
+export function tidy<T>(f: () => T): T {
+  return tf.tidy(f as unknown as () => tf.TensorContainer) as unknown as T;
+}
+
+/**
+ * Run the model on ids [B][T] (optionally after S cached tokens). Returns logits ([B, T, V], or [B, V] with
+ * `lastOnly`) and the keys/values of these T tokens (to extend the cache with). Creates tensors: call inside tf.tidy.
+ */
+export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts: ForwardOptions = {}): { logits: tf.Tensor; kv: NewKV } {
+  const B = input.ids.length;
+  const T = input.ids[0]?.length ?? 0;
+  if (B === 0 || T === 0) throw new Error('forward: empty batch');
+  const S = opts.cache ? cacheLength(opts.cache) : 0;
+  const D = cfg.hidden_size;
+  const V = cfg.vocab_size;
+  const flat = new Int32Array(B * T);
+  input.ids.forEach((row, b) => {
+    if (row.length !== T) throw new Error(`forward: ids row ${b} has ${row.length} tokens, expected ${T} (pad the batch)`);
+    row.forEach((id, t) => {
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`forward: token id ${id} out of range [0, ${V})`);
+      flat[b * T + t] = id;
+    });
+  });
+  const positions = input.positions ?? [Array.from({ length: T }, (_, t) => S + t)];
+  const { cos, sin } = ropeTables(cfg, positions); // [B|1, T, 1, hd]
+  const rope = { cos, sin, rot: w.rot };
+  const bias = attentionBias(B, T, S, input.keyValid); // [B|1, 1, 1, T, K]
+
+  let x: tf.Tensor2D = embedding(w.embed, tf.tensor1d(flat, 'int32')); // [B*T, D]
+  const kv: NewKV = { k: [], v: [] };
+  w.layers.forEach((L, i) => {
+    // One tidy per layer: without a gradient tape the layer's intermediates are freed here
+    // (under a tape, tfjs keeps what the backward pass needs).
+    const r = tidy(() => {
+      const past = { k: opts.cache?.k[i] ?? [], v: opts.cache?.v[i] ?? [] };
+      const a = attention(cfg, L, rmsNorm(x, L.inputNorm, cfg.rms_norm_eps), B, T, rope, bias, past);
+      const h = tf.add(x, a.out) as tf.Tensor2D;
+      return { x: tf.add(h, mlp(L, rmsNorm(h, L.postNorm, cfg.rms_norm_eps))) as tf.Tensor2D, k: a.k, v: a.v };
+    });
+    x = r.x;
+    kv.k.push(r.k);
+    kv.v.push(r.v);
+  });
+  if (opts.lastOnly) x = tf.reshape(tf.slice(tf.reshape(x, [B, T, D]), [0, T - 1, 0], [B, 1, D]), [B, D]); // [B, D]
+  const logits = matmul(rmsNorm(x, w.norm, cfg.rms_norm_eps), w.lmHead); // [B*T | B, V]
+  return { logits: opts.lastOnly ? logits : tf.reshape(logits, [B, T, V]), kv };
+}

@@ -1,0 +1,245 @@
+/**
+ * safetensors read/write, no dependency (https://github.com/huggingface/safetensors#format):
+ *
+ *   [8 bytes: N, little-endian u64][N bytes: JSON header][data]
+ *   header = { "<name>": { "dtype": "F32", "shape": [..], "data_offsets": [begin, end] }, "__metadata__"?: {..} }
+ *
+ * Offsets are relative to the start of the data block. Reading converts F32 / BF16 / F16 to float32.
+ * Every error names the file.
+ */
+import { EmpoError } from '@empo/core';
+import { open, readFile } from 'node:fs/promises';
+import { endianness } from 'node:os';
+
+export type SafetensorsDtype = 'F32' | 'BF16' | 'F16';
+
+/** A float32 tensor on the host. `data.length` is the product of `shape`. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface SafetensorsFile {
+  tensors: Map<string, HostTensor>;
+  /** The dtype each tensor had in the file (before conversion to float32). */
+  dtypes: Map<string, SafetensorsDtype>;
+  metadata: Record<string, string>;
+}
+
+export class SafetensorsError extends EmpoError {
+  override name = 'SafetensorsError';
+}
+
+const BYTES: Record<SafetensorsDtype, number> = { F32: 4, BF16: 2, F16: 2 };
+const MAX_HEADER = 100 * 1024 * 1024;
+
+if (endianness() !== 'LE') throw new Error('safetensors.ts assumes a little-endian host');
+
+/** Parse a safetensors file already in memory. `name` is used in error messages. */
+export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
+  const fail = (msg: string): never => {
+    throw new SafetensorsError(`${name}: ${msg}`);
+  };
+  if (bytes.length < 8) fail(`file too short for a safetensors header (${bytes.length} bytes)`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n64 = dv.getBigUint64(0, true);
+  if (n64 > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) {
+    fail(`header length ${n64} exceeds the file size (${bytes.length} bytes): truncated or not a safetensors file`);
+  }
+  const n = Number(n64);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    return fail(`malformed JSON header: ${(e as Error).message}`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
+  const dataStart = 8 + n;
+  const dataLen = bytes.length - dataStart;
+  const out: SafetensorsFile = { tensors: new Map(), dtypes: new Map(), metadata: {} };
+  const spans: [number, number, string][] = [];
+  for (const [key, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (key === '__metadata__') {
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('__metadata__ is not an object');
+      for (const [mk, mv] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof mv !== 'string') fail(`__metadata__.${mk} is not a string`);
+        out.metadata[mk] = mv as string;
+      }
+      continue;
+    }
+    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (info === null || typeof info !== 'object') fail(`tensor ${key}: entry is not an object`);
+    const { dtype, shape, data_offsets: offs } = info;
+    if (dtype !== 'F32' && dtype !== 'BF16' && dtype !== 'F16') {
+      fail(`tensor ${key}: unsupported dtype ${JSON.stringify(dtype)} (supported: F32, BF16, F16)`);
+    }
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      fail(`tensor ${key}: invalid shape ${JSON.stringify(shape)}`);
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      fail(`tensor ${key}: invalid data_offsets ${JSON.stringify(offs)}`);
+    }
+    const [begin, end] = offs as [number, number];
+    const dt = dtype as SafetensorsDtype;
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (end < begin) fail(`tensor ${key}: data_offsets [${begin}, ${end}] are reversed`);
+    if (end > dataLen) {
+      fail(`tensor ${key}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes): file truncated`);
+    }
+    if (end - begin !== count * BYTES[dt]) {
+      fail(`tensor ${key}: ${end - begin} bytes of data but shape ${JSON.stringify(shape)} x ${dt} needs ${count * BYTES[dt]}`);
+    }
+    spans.push([begin, end, key]);
+    out.tensors.set(key, { shape: [...(shape as number[])], data: decode(bytes, dataStart + begin, count, dt) });
+    out.dtypes.set(key, dt);
+  }
+  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i]![0] < spans[i - 1]![1]) fail(`tensors ${spans[i - 1]![2]} and ${spans[i]![2]} overlap`);
+  }
+  return out;
+}
+
+/** Read a .safetensors file. Errors (missing, truncated, malformed) name the file. */
+export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new SafetensorsError(`${path}: cannot read: ${(e as Error).message}`);
+  }
+  return parseSafetensors(bytes, path);
+}
+
+export interface WriteOptions {
+  /** Storage dtype of every tensor (default F32). BF16/F16 round to nearest even. */
+  dtype?: SafetensorsDtype;
+  metadata?: Record<string, string>;
+}
+
+/** The bytes of a safetensors file. Tensors are stored in the given order; the header is padded to 8 bytes. */
+export function serializeSafetensors(tensors: Iterable<[string, HostTensor]>, opts: WriteOptions = {}): Uint8Array {
+  const { header, parts } = layout(tensors, opts);
+  const total = header.length + parts.reduce((a, p) => a + p.byteLength, 0);
+  const out = new Uint8Array(total);
+  out.set(header, 0);
+  let off = header.length;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
+/** Write a safetensors file (streamed tensor by tensor, then fsync'ed). */
+export async function writeSafetensors(path: string, tensors: Iterable<[string, HostTensor]>, opts: WriteOptions = {}): Promise<void> {
+  const { header, parts } = layout(tensors, opts);
+  const fh = await open(path, 'w');
+  try {
+    await fh.write(header);
+    for (const p of parts) await fh.write(p);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function layout(tensors: Iterable<[string, HostTensor]>, opts: WriteOptions): { header: Uint8Array; parts: Uint8Array[] } {
+  const dtype = opts.dtype ?? 'F32';
+  const json: Record<string, unknown> = { __metadata__: { format: 'pt', ...opts.metadata } };
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) throw new SafetensorsError(`tensor ${name}: shape ${JSON.stringify(t.shape)} does not match ${t.data.length} values`);
+    if (name === '__metadata__' || name in json) throw new SafetensorsError(`tensor name ${name} is reserved or duplicated`);
+    const bytes = encode(t.data, dtype);
+    json[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
+    parts.push(bytes);
+    offset += bytes.byteLength;
+  }
+  let text = JSON.stringify(json);
+  text += ' '.repeat((8 - ((8 + Buffer.byteLength(text)) % 8)) % 8);
+  const h = new TextEncoder().encode(text);
+  const header = new Uint8Array(8 + h.length);
+  new DataView(header.buffer).setBigUint64(0, BigInt(h.length), true);
+  header.set(h, 8);
+  return { header, parts };
+}
+
+// ---- dtype conversion ------------------------------------------------------------------------------
+
+function decode(bytes: Uint8Array, start: number, count: number, dtype: SafetensorsDtype): Float32Array {
+  const nbytes = count * BYTES[dtype];
+  // Copy into a fresh (aligned) buffer; the file's offsets need not be aligned.
+  const raw = new Uint8Array(nbytes);
+  raw.set(bytes.subarray(start, start + nbytes));
+  if (dtype === 'F32') return new Float32Array(raw.buffer);
+  const src = new Uint16Array(raw.buffer);
+  const out = new Float32Array(count);
+  if (dtype === 'BF16') {
+    const u32 = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) u32[i] = src[i]! << 16;
+  } else {
+    const table = f16Table();
+    for (let i = 0; i < count; i++) out[i] = table[src[i]!]!;
+  }
+  return out;
+}
+
+function encode(data: Float32Array, dtype: SafetensorsDtype): Uint8Array {
+  if (dtype === 'F32') return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint16Array(data.length);
+  if (dtype === 'BF16') {
+    for (let i = 0; i < data.length; i++) out[i] = f32BitsToBf16(u32[i]!);
+  } else {
+    for (let i = 0; i < data.length; i++) out[i] = f32BitsToF16(u32[i]!);
+  }
+  return new Uint8Array(out.buffer);
+}
+
+/** float32 bits -> bfloat16 bits, round to nearest even; NaN stays NaN. */
+export function f32BitsToBf16(u: number): number {
+  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 0x40) & 0xffff;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** float32 bits -> IEEE half bits, round to nearest even (overflow -> inf, small values -> subnormals / 0). */
+export function f32BitsToF16(u: number): number {
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / nan
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow
+  if (e <= 0) {
+    if (e < -10) return sign; // underflow to zero
+    mant |= 0x800000; // implicit bit
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rem = mant & ((1 << shift) - 1);
+    let h = mant >>> shift;
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  const rem = mant & 0x1fff;
+  let h = (e << 10) | (mant >>> 13);
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // may carry into the exponent: correct (rounds up to inf)
+  return sign | h;
+}
+
+let F16_TABLE: Float32Array | null = null;
+function f16Table(): Float32Array {
+  if (F16_TABLE) return F16_TABLE;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >>> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0) t[h] = s * m * 2 ** -24;
+    else if (e === 0x1f) t[h] = m ? NaN : s * Infinity;
+    else t[h] = s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return (F16_TABLE = t);
+}

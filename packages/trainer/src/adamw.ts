@@ -1,0 +1,83 @@
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamWOptions {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+}
+
+/**
+ * Adam with decoupled weight decay, written out so that its state (first and second moments,
+ * step count) can be saved in a checkpoint and restored exactly.
+ */
+export class AdamW {
+  step = 0;
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+
+  constructor(readonly params: Map<string, tf.Variable>, public options: AdamWOptions) {
+    for (const [name, p] of params) {
+      this.m.set(name, tf.variable(tf.zerosLike(p), false));
+      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+    }
+  }
+
+  /** Apply one update from gradients keyed like the parameters. */
+  apply(grads: Map<string, tf.Tensor>): void {
+    this.step += 1;
+    const { learningRate: lr, beta1, beta2, epsilon, weightDecay } = this.options;
+    const c1 = 1 - beta1 ** this.step;
+    const c2 = 1 - beta2 ** this.step;
+    for (const [name, p] of this.params) {
+      const g = grads.get(name);
+      if (!g) continue;
+      tf.tidy(() => {
+        const m = this.m.get(name)!;
+        const v = this.v.get(name)!;
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), epsilon));
+        const decayed = weightDecay > 0 ? tf.mul(p, 1 - lr * weightDecay) : p;
+        p.assign(tf.sub(decayed, tf.mul(update, lr)));
+      });
+    }
+  }
+
+  /** Moments as named float32 arrays (`exp_avg.<param>`, `exp_avg_sq.<param>`), for saving. */
+  stateTensors(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    for (const [name, m] of this.m) out.set(`exp_avg.${name}`, m);
+    for (const [name, v] of this.v) out.set(`exp_avg_sq.${name}`, v);
+    return out;
+  }
+
+  /** Restore moments saved by stateTensors(); every parameter must be present with its shape. */
+  loadState(step: number, tensors: Map<string, tf.Tensor>, source: string): void {
+    for (const [kind, store] of [['exp_avg', this.m], ['exp_avg_sq', this.v]] as const) {
+      for (const [name, variable] of store) {
+        const t = tensors.get(`${kind}.${name}`);
+        if (!t) throw new Error(`${source}: optimizer state has no tensor '${kind}.${name}'`);
+        if (t.shape.join(',') !== variable.shape.join(',')) {
+          throw new Error(`${source}: optimizer tensor '${kind}.${name}' has shape [${t.shape}], expected [${variable.shape}]`);
+        }
+        variable.assign(t);
+      }
+    }
+    this.step = step;
+  }
+
+  dispose(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+  }
+}
+
+/** Global L2 norm of a set of gradients. */
+export function globalNorm(grads: Iterable<tf.Tensor>): number {
+  return tf.tidy(() => {
+    let total = tf.scalar(0);
+    for (const g of grads) total = tf.add(total, tf.sum(tf.square(g)));
+    return Math.sqrt(total.dataSync()[0]!);
+  });
+}

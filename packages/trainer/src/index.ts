@@ -1,0 +1,10 @@
+export { AdamW, globalNorm, type AdamWOptions } from './adamw.ts';
+export { advantagesByRollout, groupAdvantages } from './advantages.ts';
+export { loadOptimizerState, saveCheckpoint, type TrainerState } from './checkpoint.ts';
+export { clippedTokenCount, grpoLoss, type PolicyLossInputs } from './loss.ts';
+export { stepMetrics } from './metrics.ts';
+export { runTrainer } from './stage.ts';
+export { buildExamples, policyUpdate, type UpdateStats } from './update.ts';
+export { learningRateAt } from './schedule.ts';
+export { heldOutLoss, runSftLoop, sftExample, sftLoss, type SftExample, type SftOptions } from './sft.ts';
+export { readSftRows } from './sft-data.ts';
