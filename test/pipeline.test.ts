@@ -96,3 +96,22 @@ describe('bad input ends with a clear error and leaves run files untouched', () 
     expect(hashPath(layout.rolloutsPath(1))).toBe(rolloutsBefore);
   });
 });
+
+describe('trainer options through the stages', () => {
+  it('beta > 0 loads the reference model and reports KL; num_iterations and dapo run', async () => {
+    const { config } = await makeTinyWorkspace({
+      run: 'kl', trainer: { beta: 0.1, num_iterations: 2, loss_type: 'dapo', learning_rate: 3e-3, epsilon_high: 0.28 },
+      clusterer: { reward: 'random', entropy_high: 100 },
+    });
+    const kls: number[] = [];
+    for (let step = 1; step <= 2; step++) {
+      await runSampler(config);
+      await runClusterer(config);
+      kls.push((await runTrainer(config)).metrics.kl);
+    }
+    expect(kls[0]).toBeCloseTo(0, 6); // policy == reference before the first update
+    expect(kls[1]).toBeGreaterThan(0);
+    const state = JSON.parse(readFileSync(join(RunLayout.fromConfig(config).checkpointDir(2), 'trainer_state.json'), 'utf8'));
+    expect(state.optimizer_step).toBe(4);
+  });
+});

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** A sibling path that readers never pick up: `<dir>/.<name>.tmp-<pid>-<random>`. */
@@ -56,4 +56,30 @@ export async function writeFolderAtomic(path: string, fill: (tmpDir: string) => 
   }
   renameSync(tmp, path);
   if (movedOld) rmSync(old, { recursive: true, force: true });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove temporary files and folders left in `dir` by writers that were killed (their process
+ * no longer exists). Readers never look at them; this only reclaims the space.
+ */
+export function removeStaleTemporaries(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const match = /\.tmp-(\d+)-[0-9a-f]{8}$/.exec(name);
+    if (match && Number(match[1]) !== process.pid && !processAlive(Number(match[1]))) {
+      rmSync(join(dir, name), { recursive: true, force: true });
+      removed.push(join(dir, name));
+    }
+  }
+  return removed;
 }

@@ -35,17 +35,38 @@ export const clustererConfigSchema = z.strictObject({
 });
 
 export const trainerConfigSchema = z.strictObject({
-  learning_rate: z.number().positive().default(5e-5).describe('Adam learning rate (constant).'),
-  adam_beta1: z.number().min(0).lt(1).default(0.9).describe('Adam beta1.'),
-  adam_beta2: z.number().min(0).lt(1).default(0.999).describe('Adam beta2.'),
-  adam_epsilon: z.number().positive().default(1e-8).describe('Adam epsilon.'),
+  loss_type: z.enum(['grpo', 'dapo', 'dr_grpo', 'gspo']).default('grpo')
+    .describe('grpo: token mean per sequence, then mean over sequences; dapo: token mean over the whole batch; dr_grpo: token sum / (sequences x max_new_tokens); gspo: one sequence-level ratio per sequence.'),
+  learning_rate: z.number().positive().default(5e-5).describe('Peak AdamW learning rate.'),
+  lr_scheduler: z.enum(['constant', 'cosine']).default('constant')
+    .describe('constant, or cosine decay to 10% of the peak over max_steps (after warmup).'),
+  warmup_steps: z.number().int().min(0).default(0).describe('Linear warmup from 0 over this many steps.'),
+  max_steps: z.number().int().positive().default(100).describe('Length of the run the learning-rate schedule is laid out over.'),
+  adam_beta1: z.number().min(0).lt(1).default(0.9).describe('AdamW beta1.'),
+  adam_beta2: z.number().min(0).lt(1).default(0.999).describe('AdamW beta2.'),
+  adam_epsilon: z.number().positive().default(1e-8).describe('AdamW epsilon.'),
   weight_decay: z.number().min(0).default(0).describe('Decoupled (AdamW) weight decay.'),
   max_grad_norm: z.number().positive().default(1).describe('Clip the global gradient norm to this value.'),
-  epsilon: z.number().positive().default(0.2).describe('PPO clip range: ratio kept in [1 - epsilon, 1 + epsilon].'),
+  epsilon: z.number().positive().default(0.2).describe('Lower clip range: the ratio is kept above 1 - epsilon.'),
+  epsilon_high: z.number().positive().nullable().default(null)
+    .describe('Upper clip range (ratio kept below 1 + epsilon_high); null = epsilon. DAPO uses 0.28.'),
+  scale_rewards: z.enum(['group', 'batch', 'none']).default('group')
+    .describe('Divide advantages by the reward std of the group (GRPO), of the whole batch, or not at all (Dr. GRPO).'),
   advantage_epsilon: z.number().positive().default(1e-4)
-    .describe('Added to the group reward std when normalizing advantages.'),
+    .describe('Added to the reward std when scaling advantages.'),
+  beta: z.number().min(0).default(0)
+    .describe('KL penalty coefficient (k3 estimator) against the frozen reference model; 0 loads no reference.'),
+  ref_model: z.string().nullable().default(null).describe('Reference model folder for the KL term; null = the base model.'),
+  num_iterations: z.number().int().positive().default(1)
+    .describe('Optimizer steps per rollout batch (the sampler\'s log-probs stay the old policy for all of them).'),
+  old_logprobs: z.enum(['sampler', 'recompute']).default('sampler')
+    .describe('Old-policy log-probs: the sampler\'s, or recomputed by the trainer (when another engine sampled).'),
   micro_batch_size: z.number().int().positive().default(32)
     .describe('Sequences per forward/backward pass; gradients are accumulated over micro-batches.'),
+  save_steps: z.number().int().positive().default(1)
+    .describe('empo train: write a checkpoint every this many steps (and at the end). Stage commands always write one.'),
+  save_total_limit: z.number().int().positive().nullable().default(null)
+    .describe('Keep only the newest N checkpoints (older ones are deleted); null keeps all.'),
 });
 
 export const evaluatorConfigSchema = z.strictObject({

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { removeStaleTemporaries } from './atomic.ts';
 import type { EmpoConfig } from './config.ts';
 
 /**
@@ -71,6 +72,12 @@ export class RunLayout {
       .map(parseStepName)
       .filter((step): step is number => step !== null && existsSync(join(this.stepDir(step), file)))
       .sort((a, b) => a - b);
+  }
+
+  /** Remove what killed writers left behind (temporary files and folders) in the run folder. */
+  removeStaleTemporaries(): string[] {
+    const dirs = [this.root, this.checkpointsDir, ...this.stepsWith('').map((s) => this.stepDir(s))];
+    return dirs.flatMap((d) => removeStaleTemporaries(d));
   }
 
   /** The step the next sampler run produces: one past the latest checkpoint. */

@@ -83,6 +83,8 @@ export const metricsSpec: TableSpec = {
     { name: 'kept_fraction', type: 'float64', doc: 'Share of questions kept by the entropy filter.' },
     { name: 'distinct_answer_share', type: 'float64', doc: 'Distinct majority answers / questions (collapse alarm when it drops).' },
     { name: 'clip_ratio', type: 'float64', doc: 'Share of completion tokens whose ratio was clipped.' },
+    { name: 'kl', type: 'float64', doc: 'Mean k3 KL estimate to the reference model per completion token (0 when beta = 0).' },
+    { name: 'policy_entropy', type: 'float64', doc: 'Token entropy of the sampling policy, estimated as the mean -log p of sampled tokens.' },
     { name: 'grad_norm', type: 'float64', doc: 'Global gradient norm before clipping.' },
     { name: 'learning_rate', type: 'float64', doc: 'Learning rate used for the update.' },
     { name: 'completion_length', type: 'float64', doc: 'Mean completion length in tokens.' },
@@ -119,7 +121,7 @@ export interface ClusterRow {
 }
 export interface MetricsRow {
   step: number; loss: number; reward: number; reward_std: number; semantic_entropy: number; kept_fraction: number;
-  distinct_answer_share: number; clip_ratio: number; grad_norm: number; learning_rate: number;
+  distinct_answer_share: number; clip_ratio: number; kl: number; policy_entropy: number; grad_norm: number; learning_rate: number;
   completion_length: number; tokens_per_second: number; seconds: number;
 }
 export interface EvalSampleRow {

@@ -42,13 +42,22 @@ export function stripSpacing(s: string): string {
   return s.replace(/\\q?quad(?![A-Za-z])/g, ' ').replace(/\\[!,;: ]/g, ' ').replace(/~/g, ' ');
 }
 
-/** `\dfrac` / `\tfrac` -> `\frac`; `\leq` -> `\le`, `\geq` -> `\ge`, `\neq` -> `\ne`. */
+/**
+ * Synonyms to one spelling: `\dfrac` / `\tfrac` / `\cfrac` -> `\frac`, `\dbinom` / `\tbinom` ->
+ * `\binom`; `\leq` / `\leqslant` -> `\le`, `\geq` / `\geqslant` -> `\ge`, `\neq` -> `\ne`,
+ * `\lt` / `\gt` -> `<` / `>`; `\emptyset` / `\varnothing` -> `\{\}`.
+ */
 export function canonicalCommands(s: string): string {
+  if (!s.includes('\\')) return s;
   return s
-    .replace(/\\[dt]frac(?![A-Za-z])/g, '\\frac')
-    .replace(/\\leq(?![A-Za-z])/g, '\\le')
-    .replace(/\\geq(?![A-Za-z])/g, '\\ge')
-    .replace(/\\neq(?![A-Za-z])/g, '\\ne');
+    .replace(/\\[dtc]frac(?![A-Za-z])/g, '\\frac')
+    .replace(/\\[dt]binom(?![A-Za-z])/g, '\\binom')
+    .replace(/\\leq(?:slant)?(?![A-Za-z])/g, '\\le')
+    .replace(/\\geq(?:slant)?(?![A-Za-z])/g, '\\ge')
+    .replace(/\\neq(?![A-Za-z])/g, '\\ne')
+    .replace(/\\lt(?![A-Za-z])/g, '<')
+    .replace(/\\gt(?![A-Za-z])/g, '>')
+    .replace(/\\(?:emptyset|varnothing)(?![A-Za-z])/g, '\\{\\}');
 }
 
 /** Degree marks: `^\circ`, `^{\circ}`, `°`, `\degree` removed. */
@@ -61,12 +70,12 @@ export function stripPercent(s: string): string {
   return s.replace(/\\%/g, '').replace(/%/g, '');
 }
 
-const TEXT_COMMAND = /\\(?:text|textrm|textbf|textit|textnormal|mbox|mathrm)\s*\{/g;
+const TEXT_COMMAND = /\\(?:text|textrm|textbf|textit|textsf|textnormal|mbox|mathrm|mathbf|mathit|mathsf|boldsymbol)\s*\{/g;
 const UNIT_CONTENT = /^[\sA-Za-z.]*$/;
 const UNIT_POWER = /^(?:\^\s*\{?\s*[23]\s*\}?)?$/;
 
 /**
- * `\text{...}`, `\mbox{...}`, `\mathrm{...}`: a trailing unit (only letters, after something
+ * `\text{...}`, `\mbox{...}`, `\mathrm{...}`, `\textbf{...}`, `\mathbf{...}` ...: a trailing unit (only letters, after something
  * else, optionally `^2`/`^3`) is dropped (`5\text{ cm}^2` -> `5`); any other is unwrapped
  * (`\text{Monday}` -> `Monday`). Unbalanced braces stop the rule (left as is).
  */
@@ -199,6 +208,26 @@ export function fixBareArguments(s: string): string {
   return out;
 }
 
+/** `(113)`, `(-2.5)`: one plain number in parentheses (AIME-style `\textbf{(113) }`) -> the number. */
+export function stripNumberParentheses(s: string): string {
+  const m = /^\(([+-]?(?:\d+(?:\.\d*)?|\.\d+))\)$/.exec(s);
+  return m === null ? s : m[1]!;
+}
+
+/**
+ * Mixed numbers: `2\frac{1}{2}` -> `\frac{5}{2}` (the whole answer, integer parts, proper
+ * fraction; up to 9 digits each). `2\frac{\pi}{3}` and `2\frac{3}{2}` are left alone.
+ */
+export function mixedNumberToFraction(s: string): string {
+  const m = /^(-?)(\d{1,9})\\frac\{(\d{1,9})\}\{(\d{1,9})\}$/.exec(s);
+  if (m === null) return s;
+  const whole = Number(m[2]);
+  const num = Number(m[3]);
+  const den = Number(m[4]);
+  if (whole === 0 || den === 0 || num >= den) return s;
+  return `${m[1]}\\frac{${whole * den + num}}{${den}}`;
+}
+
 /** `a/b` with integers a, b (the whole answer) -> `\frac{a}{b}`. */
 export function slashToFrac(s: string): string {
   const m = /^(-?)(\d+)\/(\d+)$/.exec(s);
@@ -243,17 +272,27 @@ export const NORMALIZATION_RULES: readonly { name: string; apply: (s: string) =>
   { name: 'whitespace', apply: stripWhitespace },
   { name: 'assignment', apply: stripVariableAssignment },
   { name: 'leadingPlus', apply: stripLeadingPlus },
+  { name: 'numberParentheses', apply: stripNumberParentheses },
   { name: 'bareArguments', apply: fixBareArguments },
+  { name: 'mixedNumber', apply: mixedNumberToFraction },
   { name: 'slashFraction', apply: slashToFrac },
   { name: 'decimals', apply: canonicalDecimals },
 ];
 
+export interface NormalizeOptions {
+  /** Names of rules to leave out (e.g. `['assignment']` keeps `y=2x+3` an equation). */
+  skip?: readonly string[];
+}
+
 /** MATH-style normalization of a final answer (see README for the rules). Never throws. */
-export function normalizeMathAnswer(s: string): string {
+export function normalizeMathAnswer(s: string, options?: NormalizeOptions): string {
   if (typeof s !== 'string') return '';
   if (s.length > MAX_NORMALIZE_CHARS) return s.trim();
+  const skip = options?.skip;
   let out = s;
-  for (const rule of NORMALIZATION_RULES) out = rule.apply(out);
+  for (const rule of NORMALIZATION_RULES) {
+    if (skip === undefined || !skip.includes(rule.name)) out = rule.apply(out);
+  }
   return out;
 }
 

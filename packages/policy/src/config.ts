@@ -10,6 +10,18 @@ import { z } from 'zod';
 
 const tokenIds = z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative()).min(1)]);
 const positiveInt = z.number().int().positive();
+const positive = z.number().positive();
+
+/**
+ * Rotary scaling, as in `rope_scaling` (transformers v4) or `rope_parameters` (v5). Implemented: "default"
+ * (none), "linear" (positions divided by `factor`) and "llama3" (Llama 3.1+ frequency-dependent scaling).
+ * Any other type (dynamic, yarn, longrope, ...) is refused.
+ */
+export type RopeScaling =
+  | { rope_type: 'linear'; factor: number }
+  | { rope_type: 'llama3'; factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number };
+
+const IMPLEMENTED_ROPE = ['default', 'linear', 'llama3'];
 
 const schema = z
   .looseObject({
@@ -20,21 +32,27 @@ const schema = z
     intermediate_size: positiveInt,
     num_hidden_layers: positiveInt,
     num_attention_heads: positiveInt,
-    num_key_value_heads: positiveInt.optional(),
+    num_key_value_heads: positiveInt.nullish(),
     head_dim: positiveInt.nullish(),
-    rms_norm_eps: z.number().positive().default(1e-6),
-    rope_theta: z.number().positive().default(10000),
-    rope_scaling: z.null().optional(),
+    rms_norm_eps: positive.default(1e-6),
+    rope_theta: positive.default(10000),
+    // Validated (and normalised) separately: see parseRope.
+    rope_scaling: z.unknown().optional(),
+    rope_parameters: z.unknown().optional(),
     max_position_embeddings: positiveInt.default(2048),
     tie_word_embeddings: z.boolean().default(false),
     attention_bias: z.boolean().optional(),
-    mlp_bias: z.literal(false).optional(),
-    hidden_act: z.literal('silu').optional(),
-    use_sliding_window: z.literal(false).optional(),
+    attention_dropout: z.literal(0, { message: 'attention dropout is not implemented; must be 0' }).optional(),
+    mlp_bias: z.literal(false, { message: 'MLP biases are not implemented; must be false' }).optional(),
+    hidden_act: z.literal('silu', { message: 'only "silu" (SwiGLU) is implemented' }).optional(),
+    use_sliding_window: z.literal(false, { message: 'sliding-window attention is not implemented; must be false' }).optional(),
+    layer_types: z.array(z.literal('full_attention', { message: 'only "full_attention" layers are implemented' })).optional(),
+    partial_rotary_factor: z.literal(1, { message: 'partial rotary embeddings are not implemented; must be 1' }).optional(),
+    pretraining_tp: positiveInt.optional(), // a tensor-parallel slicing of the same computation: no effect on results
     bos_token_id: tokenIds.nullish(),
     eos_token_id: tokenIds.nullish(),
     pad_token_id: z.number().int().nonnegative().nullish(),
-    torch_dtype: z.string().optional(),
+    torch_dtype: z.string().nullish(),
   })
   .superRefine((c, ctx) => {
     const kv = c.num_key_value_heads ?? c.num_attention_heads;
@@ -53,13 +71,21 @@ const schema = z
         message: `head dimension must be an even integer, got ${headDim} (hidden_size / num_attention_heads or head_dim)`,
       });
     }
+    if (c.layer_types && c.layer_types.length !== c.num_hidden_layers) {
+      ctx.addIssue({ code: 'custom', path: ['layer_types'], message: `has ${c.layer_types.length} entries for ${c.num_hidden_layers} layers` });
+    }
   });
 
-/** A validated config, with defaults filled in (attention_bias, num_key_value_heads and head_dim resolved). */
-export type ModelConfig = z.output<typeof schema> & {
+/**
+ * A validated config, with defaults filled in (attention_bias, num_key_value_heads, head_dim, rope_scaling
+ * resolved; `rope_theta` taken from `rope_parameters` when a v5 config has it there).
+ */
+export type ModelConfig = Omit<z.output<typeof schema>, 'rope_scaling' | 'num_key_value_heads' | 'head_dim'> & {
   num_key_value_heads: number;
   head_dim: number;
   attention_bias: boolean;
+  /** null: plain RoPE. */
+  rope_scaling: RopeScaling | null;
 };
 
 /** Input accepted by {@link parseModelConfig}: a config.json object (fields with defaults may be left out). */
@@ -70,30 +96,69 @@ export class ConfigError extends EmpoError {
 }
 
 /**
+ * rope_scaling (v4) / rope_parameters (v5) -> the scaling to apply (null: none) and the rope_theta found in
+ * rope_parameters, if any. `field` names the key in errors.
+ */
+function parseRope(raw: unknown, field: string, fail: (msg: string) => never): { scaling: RopeScaling | null; theta?: number } {
+  if (raw === null || raw === undefined) return { scaling: null };
+  if (typeof raw !== 'object' || Array.isArray(raw)) fail(`field ${field}: must be an object or null, got ${JSON.stringify(raw)}`);
+  const r = raw as Record<string, unknown>;
+  const type = r.rope_type ?? r.type ?? 'default';
+  if (typeof type !== 'string' || !IMPLEMENTED_ROPE.includes(type)) {
+    fail(`field ${field}.rope_type: rope scaling ${JSON.stringify(type)} is not implemented (implemented: ${IMPLEMENTED_ROPE.map((t) => `"${t}"`).join(', ')})`);
+  }
+  const num = (key: string, positiveOnly = true): number => {
+    const v = r[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || (positiveOnly && v <= 0)) fail(`field ${field}.${key}: must be a positive number, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  let theta: number | undefined;
+  if (r.rope_theta !== undefined) theta = num('rope_theta');
+  if (r.attention_factor !== undefined && r.attention_factor !== null && r.attention_factor !== 1) {
+    fail(`field ${field}.attention_factor: only 1 is implemented, got ${JSON.stringify(r.attention_factor)}`);
+  }
+  if (type === 'default') return { scaling: null, theta };
+  if (type === 'linear') return { scaling: { rope_type: 'linear', factor: num('factor') }, theta };
+  const s = {
+    rope_type: 'llama3' as const,
+    factor: num('factor'),
+    low_freq_factor: num('low_freq_factor'),
+    high_freq_factor: num('high_freq_factor'),
+    original_max_position_embeddings: num('original_max_position_embeddings'),
+  };
+  if (s.high_freq_factor <= s.low_freq_factor) fail(`field ${field}.high_freq_factor: must be greater than low_freq_factor`);
+  return { scaling: s, theta };
+}
+
+/**
  * Validate a parsed config.json. `source` (a file name) is named in every error.
- * Throws {@link ConfigError} naming the file and the offending field.
+ * Throws {@link ConfigError} naming the file and the offending field. Fields that change the computation
+ * but are not implemented (another model_type, rope scaling types other than linear / llama3, sliding
+ * windows, MLP biases, other activations, attention dropout) are refused, never ignored.
  */
 export function parseModelConfig(json: unknown, source = 'config.json'): ModelConfig {
-  if (json !== null && typeof json === 'object' && 'model_type' in json) {
-    const mt = (json as { model_type: unknown }).model_type;
-    if (mt !== 'qwen2' && mt !== 'llama') {
-      throw new ConfigError(`${source}: field model_type: unsupported model type ${JSON.stringify(mt)} (supported: "qwen2", "llama")`);
-    }
+  const fail = (msg: string): never => {
+    throw new ConfigError(`${source}: ${msg}`);
+  };
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('invalid model config: not a JSON object');
+  const obj = json as Record<string, unknown>;
+  if ('model_type' in obj) {
+    const mt = obj.model_type;
+    if (mt !== 'qwen2' && mt !== 'llama') fail(`field model_type: unsupported model type ${JSON.stringify(mt)} (supported: "qwen2", "llama")`);
   }
-  if (json !== null && typeof json === 'object' && 'rope_scaling' in json) {
-    const rs = (json as { rope_scaling: unknown }).rope_scaling;
-    if (rs !== null) {
-      throw new ConfigError(`${source}: field rope_scaling: must be null (rope scaling is not supported), got ${JSON.stringify(rs)}`);
-    }
-  }
+  const v4 = parseRope(obj.rope_scaling, 'rope_scaling', fail);
+  const v5 = parseRope(obj.rope_parameters, 'rope_parameters', fail);
+  if (v4.scaling && v5.scaling) fail('fields rope_scaling and rope_parameters: give the rope scaling in one of them only');
   const r = schema.safeParse(json);
   if (!r.success) {
     const issues = r.error.issues.map((i) => `field ${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new ConfigError(`${source}: invalid model config: ${issues.join('; ')}`);
+    return fail(`invalid model config: ${issues.join('; ')}`);
   }
   const c = r.data;
   return {
     ...c,
+    rope_theta: v5.theta ?? v4.theta ?? c.rope_theta,
+    rope_scaling: v4.scaling ?? v5.scaling,
     num_key_value_heads: c.num_key_value_heads ?? c.num_attention_heads,
     head_dim: c.head_dim ?? c.hidden_size / c.num_attention_heads,
     // Qwen2 always has q/k/v biases (its config has no such field); Llama defaults to none.
@@ -121,13 +186,17 @@ export async function readModelConfig(path: string): Promise<ModelConfig> {
 /** The config.json object to write (HF field names; architectures filled in if missing). */
 export function configToJson(c: ModelConfig, torchDtype?: string): Record<string, unknown> {
   const arch = c.model_type === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM';
-  return {
+  const out: Record<string, unknown> = {
     ...c,
     architectures: c.architectures ?? [arch],
-    rope_scaling: null,
+    rope_scaling: c.rope_scaling,
     hidden_act: 'silu',
     torch_dtype: torchDtype ?? c.torch_dtype ?? 'float32',
   };
+  // A v5 config's rope_parameters would repeat (or contradict) rope_theta / rope_scaling: write the v4 fields,
+  // which both transformers v4 and v5 read.
+  delete out.rope_parameters;
+  return out;
 }
 
 /** EOS ids of a config as a list (HF allows a single id or a list). */

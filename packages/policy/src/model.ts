@@ -17,8 +17,8 @@
  * Backend notes (correct on every backend; these choices make wasm fast):
  *  - every weight matmul goes through `matmul`, whose gradient uses explicit transposes (tfjs' own matMul
  *    gradient uses the transposeA/B flags, which leave XNNPACK for a ~10x slower loop on wasm);
- *  - the embedding lookup is a gather whose gradient is a one-hot matmul (wasm has no gather gradient);
- *    tf.oneHot with a float32 dtype returns zeros on wasm 4.22, so the one-hot is built as int32 and cast;
+ *  - the embedding lookup is a gather whose gradient is a scatterND (wasm has no gather gradient, and a
+ *    one-hot matmul would need a [V, N] matrix: too large for a 151k vocabulary);
  *  - RMSNorm, SwiGLU and RoPE have hand-written gradients, so the tape keeps fewer (copied) tensors.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -89,7 +89,7 @@ function transposeLast2(x: tf.Tensor): tf.Tensor {
 }
 
 /** a @ b (rank 2..4, equal batch dims). Gradient: dA = dY @ B^T, dB = A^T @ dY with explicit transposes. */
-const matmul = tf.customGrad((a, b, save) => {
+export const matmul = tf.customGrad((a, b, save) => {
   const A = a as tf.Tensor;
   const Bm = b as tf.Tensor;
   (save as tf.GradSaveFunc)([A, Bm]);
@@ -99,14 +99,18 @@ const matmul = tf.customGrad((a, b, save) => {
   };
 }) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
 
-/** table[ids] : [N, D]. Forward is a gather; the gradient is onehot(ids)^T @ dY (matmul only). */
+/**
+ * table[ids] : [N, D]. Forward is a gather; the gradient scatters dY into the rows of ids (scatterND sums
+ * duplicate ids), so no [V, N] one-hot is built (wasm has no gather gradient; a one-hot of a 151k vocab
+ * would not fit).
+ */
 function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
   const lookup = tf.customGrad((t, save) => {
     (save as tf.GradSaveFunc)([ids]); // kept for the backward pass (the caller's tidy disposes `ids`)
     return {
       value: tf.gather(t as tf.Tensor2D, ids),
       gradFunc: (dy: tf.Tensor, [savedIds]: tf.Tensor[]) =>
-        tf.matMul(tf.transpose(tf.cast(tf.oneHot(savedIds as tf.Tensor1D, table.shape[0]), 'float32')), dy), // [V, N] @ [N, D]
+        tf.scatterND(tf.reshape(savedIds!, [-1, 1]), dy, table.shape), // [V, D]
     };
   });
   return lookup(table) as tf.Tensor2D;
@@ -156,11 +160,33 @@ function swiglu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
 //   rope(x) = x * cos + rotate_half(x) * sin,   rotate_half([x1, x2]) = [-x2, x1]   (x1, x2: halves of hd)
 //   cos = [cos(p * f), cos(p * f)], sin likewise, f_j = 1 / theta^(2j / hd)   (j < hd/2)
 
-/** inv_freq as HF computes it in float32. */
-function invFreq(cfg: ModelConfig): Float32Array {
+/**
+ * inv_freq as HF computes it (float32), with the config's rope scaling:
+ *  - default: f_j = 1 / theta^(2j / hd)
+ *  - linear:  f_j / factor
+ *  - llama3:  wavelengths 2 pi / f_j above original_max / low_freq_factor are divided by factor, those below
+ *             original_max / high_freq_factor are kept, and those in between interpolated smoothly.
+ */
+export function invFreq(cfg: ModelConfig): Float32Array {
   const hd = cfg.head_dim;
   const f = new Float32Array(hd / 2);
   for (let j = 0; j < hd / 2; j++) f[j] = Math.fround(1 / Math.fround(Math.pow(cfg.rope_theta, Math.fround((2 * j) / hd))));
+  const rs = cfg.rope_scaling;
+  if (rs?.rope_type === 'linear') {
+    for (let j = 0; j < f.length; j++) f[j] = f[j]! / rs.factor;
+  } else if (rs?.rope_type === 'llama3') {
+    const lowWavelen = rs.original_max_position_embeddings / rs.low_freq_factor;
+    const highWavelen = rs.original_max_position_embeddings / rs.high_freq_factor;
+    for (let j = 0; j < f.length; j++) {
+      const inv = f[j]!;
+      const wavelen = (2 * Math.PI) / inv;
+      if (wavelen > lowWavelen) f[j] = inv / rs.factor;
+      else if (wavelen >= highWavelen) {
+        const smooth = (rs.original_max_position_embeddings / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+        f[j] = (1 - smooth) * (inv / rs.factor) + smooth * inv;
+      }
+    }
+  }
   return f;
 }
 
@@ -319,6 +345,11 @@ export interface ForwardOptions {
   cache?: KVCache;
   /** Only compute the logits of the last position: [B, V] instead of [B, T, V]. */
   lastOnly?: boolean;
+  /**
+   * Return the final normed hidden states ([B*T, D], or [B, D] with lastOnly) as `hidden` instead of
+   * computing logits (`logits` is then null): for callers that apply lm_head in chunks.
+   */
+  hiddenOnly?: boolean;
 }
 
 const MASKED = -1e9;
@@ -420,7 +451,9 @@ export function tidy<T>(f: () => T): T {
  * Run the model on ids [B][T] (optionally after S cached tokens). Returns logits ([B, T, V], or [B, V] with
  * `lastOnly`) and the keys/values of these T tokens (to extend the cache with). Creates tensors: call inside tf.tidy.
  */
-export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts: ForwardOptions = {}): { logits: tf.Tensor; kv: NewKV } {
+export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts: ForwardOptions & { hiddenOnly: true }): { logits: null; hidden: tf.Tensor2D; kv: NewKV };
+export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts?: ForwardOptions): { logits: tf.Tensor; kv: NewKV };
+export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts: ForwardOptions = {}): { logits: tf.Tensor | null; hidden?: tf.Tensor2D; kv: NewKV } {
   const B = input.ids.length;
   const T = input.ids[0]?.length ?? 0;
   if (B === 0 || T === 0) throw new Error('forward: empty batch');
@@ -456,6 +489,8 @@ export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts:
     kv.v.push(r.v);
   });
   if (opts.lastOnly) x = tf.reshape(tf.slice(tf.reshape(x, [B, T, D]), [0, T - 1, 0], [B, 1, D]), [B, D]); // [B, D]
-  const logits = matmul(rmsNorm(x, w.norm, cfg.rms_norm_eps), w.lmHead); // [B*T | B, V]
+  const hidden = rmsNorm(x, w.norm, cfg.rms_norm_eps); // [B*T | B, D]
+  if (opts.hiddenOnly) return { logits: null, hidden, kv };
+  const logits = matmul(hidden, w.lmHead); // [B*T | B, V]
   return { logits: opts.lastOnly ? logits : tf.reshape(logits, [B, T, V]), kv };
 }

@@ -8,7 +8,7 @@
  * Every error names the file.
  */
 import { EmpoError } from '@empo/core';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 
 export type SafetensorsDtype = 'F32' | 'BF16' | 'F16';
@@ -35,35 +35,40 @@ const MAX_HEADER = 100 * 1024 * 1024;
 
 if (endianness() !== 'LE') throw new Error('safetensors.ts assumes a little-endian host');
 
-/** Parse a safetensors file already in memory. `name` is used in error messages. */
-export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
+/** One tensor of a safetensors header; `begin`/`end` are byte offsets from the start of the file. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Validate a header (the JSON after the 8-byte length) against the file size: dtypes, shapes, offsets within
+ * the data block, sizes matching shape x dtype, no overlaps. Returns the entries (absolute offsets).
+ */
+function parseHeader(headerBytes: Uint8Array, fileSize: number, name: string): { entries: Map<string, SafetensorsEntry>; metadata: Record<string, string> } {
   const fail = (msg: string): never => {
     throw new SafetensorsError(`${name}: ${msg}`);
   };
-  if (bytes.length < 8) fail(`file too short for a safetensors header (${bytes.length} bytes)`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n64 = dv.getBigUint64(0, true);
-  if (n64 > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) {
-    fail(`header length ${n64} exceeds the file size (${bytes.length} bytes): truncated or not a safetensors file`);
-  }
-  const n = Number(n64);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (e) {
     return fail(`malformed JSON header: ${(e as Error).message}`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
-  const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
-  const out: SafetensorsFile = { tensors: new Map(), dtypes: new Map(), metadata: {} };
-  const spans: [number, number, string][] = [];
+  const dataStart = 8 + headerBytes.length;
+  const dataLen = fileSize - dataStart;
+  const entries = new Map<string, SafetensorsEntry>();
+  const metadata: Record<string, string> = {};
   for (const [key, raw] of Object.entries(header as Record<string, unknown>)) {
     if (key === '__metadata__') {
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('__metadata__ is not an object');
       for (const [mk, mv] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof mv !== 'string') fail(`__metadata__.${mk} is not a string`);
-        out.metadata[mk] = mv as string;
+        metadata[mk] = mv as string;
       }
       continue;
     }
@@ -89,18 +94,38 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
     if (end - begin !== count * BYTES[dt]) {
       fail(`tensor ${key}: ${end - begin} bytes of data but shape ${JSON.stringify(shape)} x ${dt} needs ${count * BYTES[dt]}`);
     }
-    spans.push([begin, end, key]);
-    out.tensors.set(key, { shape: [...(shape as number[])], data: decode(bytes, dataStart + begin, count, dt) });
-    out.dtypes.set(key, dt);
+    entries.set(key, { name: key, dtype: dt, shape: [...(shape as number[])], begin: dataStart + begin, end: dataStart + end });
   }
-  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const spans = [...entries.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < spans.length; i++) {
-    if (spans[i]![0] < spans[i - 1]![1]) fail(`tensors ${spans[i - 1]![2]} and ${spans[i]![2]} overlap`);
+    if (spans[i]!.begin < spans[i - 1]!.end) fail(`tensors ${spans[i - 1]!.name} and ${spans[i]!.name} overlap`);
+  }
+  return { entries, metadata };
+}
+
+/** The header length of a file whose first 8 bytes are `first8`, checked against the file size. */
+function headerLength(first8: Uint8Array, fileSize: number, name: string): number {
+  if (fileSize < 8) throw new SafetensorsError(`${name}: file too short for a safetensors header (${fileSize} bytes)`);
+  const n64 = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(Math.min(MAX_HEADER, fileSize - 8))) {
+    throw new SafetensorsError(`${name}: header length ${n64} exceeds the file size (${fileSize} bytes): truncated or not a safetensors file`);
+  }
+  return Number(n64);
+}
+
+/** Parse a safetensors file already in memory. `name` is used in error messages. */
+export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
+  const n = headerLength(bytes.subarray(0, 8), bytes.length, name);
+  const { entries, metadata } = parseHeader(bytes.subarray(8, 8 + n), bytes.length, name);
+  const out: SafetensorsFile = { tensors: new Map(), dtypes: new Map(), metadata };
+  for (const e of entries.values()) {
+    out.tensors.set(e.name, { shape: e.shape, data: decode(bytes.subarray(e.begin, e.end), e.dtype) });
+    out.dtypes.set(e.name, e.dtype);
   }
   return out;
 }
 
-/** Read a .safetensors file. Errors (missing, truncated, malformed) name the file. */
+/** Read a whole .safetensors file. Errors (missing, truncated, malformed) name the file. */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   let bytes: Uint8Array;
   try {
@@ -109,6 +134,64 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
     throw new SafetensorsError(`${path}: cannot read: ${(e as Error).message}`);
   }
   return parseSafetensors(bytes, path);
+}
+
+/**
+ * A safetensors file opened for reading one tensor at a time (the header is read and validated on open), so
+ * a large checkpoint never sits in memory whole: at most one tensor's bytes and its float32 copy.
+ */
+export class SafetensorsReader {
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    readonly entries: ReadonlyMap<string, SafetensorsEntry>,
+    readonly metadata: Record<string, string>,
+  ) {}
+
+  static async open(path: string): Promise<SafetensorsReader> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      throw new SafetensorsError(`${path}: cannot read: ${(e as Error).message}`);
+    }
+    try {
+      const size = (await fh.stat()).size;
+      const first = new Uint8Array(8);
+      if (size >= 8) await readExactly(fh, first, 0, path);
+      const n = headerLength(first, size, path);
+      const header = new Uint8Array(n);
+      await readExactly(fh, header, 8, path);
+      const { entries, metadata } = parseHeader(header, size, path);
+      return new SafetensorsReader(path, fh, entries, metadata);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  /** Read one tensor, converted to float32. */
+  async read(name: string): Promise<HostTensor> {
+    const e = this.entries.get(name);
+    if (!e) throw new SafetensorsError(`${this.path}: no tensor ${name}`);
+    const bytes = new Uint8Array(e.end - e.begin);
+    await readExactly(this.fh, bytes, e.begin, this.path);
+    return { shape: [...e.shape], data: decode(bytes, e.dtype) };
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+async function readExactly(fh: FileHandle, into: Uint8Array, position: number, path: string): Promise<void> {
+  let done = 0;
+  while (done < into.length) {
+    // Reads are capped at 1 GiB (the OS may return less; Node rejects buffers over 2 GiB per call).
+    const { bytesRead } = await fh.read(into, done, Math.min(into.length - done, 2 ** 30), position + done);
+    if (bytesRead === 0) throw new SafetensorsError(`${path}: unexpected end of file at byte ${position + done}: file truncated`);
+    done += bytesRead;
+  }
 }
 
 export interface WriteOptions {
@@ -169,13 +252,15 @@ function layout(tensors: Iterable<[string, HostTensor]>, opts: WriteOptions): { 
 
 // ---- dtype conversion ------------------------------------------------------------------------------
 
-function decode(bytes: Uint8Array, start: number, count: number, dtype: SafetensorsDtype): Float32Array {
-  const nbytes = count * BYTES[dtype];
-  // Copy into a fresh (aligned) buffer; the file's offsets need not be aligned.
-  const raw = new Uint8Array(nbytes);
-  raw.set(bytes.subarray(start, start + nbytes));
-  if (dtype === 'F32') return new Float32Array(raw.buffer);
-  const src = new Uint16Array(raw.buffer);
+/** Raw little-endian bytes of one tensor -> float32 values. */
+function decode(bytes: Uint8Array, dtype: SafetensorsDtype): Float32Array {
+  const count = bytes.length / BYTES[dtype];
+  if (dtype === 'F32') {
+    // Copy into a fresh (aligned) buffer unless it already is one of its own: the file's offsets need not be aligned.
+    if (bytes.byteOffset % 4 === 0 && bytes.byteLength === bytes.buffer.byteLength) return new Float32Array(bytes.buffer, 0, count);
+    return new Float32Array(bytes.slice().buffer);
+  }
+  const src = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, count) : new Uint16Array(bytes.slice().buffer);
   const out = new Float32Array(count);
   if (dtype === 'BF16') {
     const u32 = new Uint32Array(out.buffer);

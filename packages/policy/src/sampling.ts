@@ -43,10 +43,22 @@ export function sampleToken(logits: ArrayLike<number>, offset: number, V: number
   if (topP >= 1) {
     token = pick(p, null, V, u * total);
   } else {
-    const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => p[b]! - p[a]! || a - b);
+    // The nucleus is a prefix of the tokens sorted by probability; so is {i : p_i >= tau} for any tau. Sort
+    // only such a prefix whose mass already reaches topP (tau lowered until it does): the same result as
+    // sorting all V tokens, much faster for a large vocabulary.
+    let pMax = 0;
+    for (let i = 0; i < V; i++) pMax = Math.max(pMax, p[i]!);
+    let order: number[] = [];
+    for (let tau = pMax / 64; ; tau /= 64) {
+      order = [];
+      let mass = 0;
+      for (let i = 0; i < V; i++) if (p[i]! >= tau) (order.push(i), (mass += p[i]!));
+      if (mass >= topP * total * (1 + 1e-9) || order.length === V || tau === 0) break; // margin: summation order
+    }
+    order.sort((a, b) => p[b]! - p[a]! || a - b);
     let kept = 0;
     let mass = 0;
-    while (kept < V && (kept === 0 || mass < topP * total)) mass += p[order[kept++]!]!;
+    while (kept < order.length && (kept === 0 || mass < topP * total)) mass += p[order[kept++]!]!;
     token = pick(p, order, kept, u * mass);
   }
   return { token, logprob: logits[offset + token]! / temperature - max - logTotal };

@@ -14,6 +14,10 @@ export interface TrainerState {
   seed: number;
   /** Base model the run started from. */
   base_model: string;
+  /** Questions consumed so far (the data order is derived from seed and step). */
+  data_cursor: number;
+  /** How the random streams are restored (they are derived from seed and step). */
+  rng: string;
 }
 
 export const optimizerFile = 'optimizer.safetensors';

@@ -1,10 +1,11 @@
 export { AdamW, globalNorm, type AdamWOptions } from './adamw.ts';
-export { advantagesByRollout, groupAdvantages } from './advantages.ts';
+export { advantagesByRollout, groupAdvantages, type RewardScaling } from './advantages.ts';
 export { loadOptimizerState, saveCheckpoint, type TrainerState } from './checkpoint.ts';
-export { clippedTokenCount, grpoLoss, type PolicyLossInputs } from './loss.ts';
-export { stepMetrics } from './metrics.ts';
-export { runTrainer } from './stage.ts';
-export { buildExamples, policyUpdate, type UpdateStats } from './update.ts';
+export { klK3, lossNormalizer, policyLoss, ratioStats, type LossType, type PolicyLossInputs } from './loss.ts';
+export { collapseWarning, stepMetrics } from './metrics.ts';
 export { learningRateAt } from './schedule.ts';
+export { TrainerSession } from './session.ts';
 export { heldOutLoss, runSftLoop, sftExample, sftLoss, type SftExample, type SftOptions } from './sft.ts';
 export { readSftRows } from './sft-data.ts';
+export { checkAligned, runTrainer } from './stage.ts';
+export { buildExamples, policyUpdate, type Example, type UpdateOptions, type UpdateStats } from './update.ts';

@@ -8,7 +8,8 @@ function mean(xs: readonly number[]): number {
 /**
  * Step metrics with TRL-style names. `distinct_answer_share` is the number of distinct
  * majority answers divided by the number of questions: when every question gets the same
- * answer, it falls towards 1/Q (a collapse alarm that needs no label).
+ * answer it falls towards 1/Q (a collapse alarm that needs no label). `policy_entropy` is
+ * the mean -log p of the sampled tokens, an unbiased estimate of the token entropy at T = 1.
  */
 export function stepMetrics(step: number, rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[], stats: UpdateStats, learningRate: number): MetricsRow {
   const rewards = clusters.map((c) => c.reward);
@@ -20,11 +21,9 @@ export function stepMetrics(step: number, rollouts: readonly RolloutRow[], clust
     group.push(c);
   }
   const groups = [...byQuestion.values()];
-  const majorityAnswers = groups.map((g) => {
-    const best = g.reduce((a, b) => (b.cluster_size > a.cluster_size ? b : a));
-    return best.answer;
-  });
+  const majorityAnswers = groups.map((g) => g.reduce((a, b) => (b.cluster_size > a.cluster_size ? b : a)).answer);
   const distinct = new Set(majorityAnswers.filter((a) => a !== null)).size;
+  const sampledLogprobs = rollouts.flatMap((r) => r.logprobs);
   return {
     step,
     loss: stats.loss,
@@ -34,10 +33,22 @@ export function stepMetrics(step: number, rollouts: readonly RolloutRow[], clust
     kept_fraction: groups.length ? groups.filter((g) => g[0]!.keep).length / groups.length : 0,
     distinct_answer_share: groups.length ? distinct / groups.length : 0,
     clip_ratio: stats.clipRatio,
+    kl: stats.kl,
+    policy_entropy: -mean(sampledLogprobs),
     grad_norm: stats.gradNorm,
     learning_rate: learningRate,
     completion_length: mean(rollouts.map((r) => r.completion_ids.length)),
-    tokens_per_second: stats.seconds > 0 ? stats.tokens / stats.seconds : 0,
+    tokens_per_second: stats.seconds > 0 ? (stats.tokens * stats.optimizerSteps) / stats.seconds : 0,
     seconds: stats.seconds,
   };
+}
+
+/** A warning when the share of distinct answers across questions fell sharply since the previous step. */
+export function collapseWarning(previous: MetricsRow | null, current: MetricsRow): string | null {
+  if (!previous || previous.distinct_answer_share <= 0) return null;
+  if (current.distinct_answer_share < 0.5 * previous.distinct_answer_share) {
+    return `distinct answers across questions fell from ${(previous.distinct_answer_share * 100).toFixed(0)}% to ` +
+      `${(current.distinct_answer_share * 100).toFixed(0)}% of questions at step ${current.step}: possible collapse to one answer`;
+  }
+  return null;
 }

@@ -26,16 +26,10 @@ ${configHelp}
     }
     const config = configFrom({ ...values, run: values.run ?? 'main' });
     const steps = positiveInt('--steps', values.steps, 10);
-    const [{ runSampler }, { runClusterer }, { runTrainer }, { runEvaluator }] = await Promise.all([
-      import('@empo/sampler'), import('@empo/clusterer'), import('@empo/trainer'), import('@empo/evaluator'),
-    ]);
+    const [{ runEvaluator }, { trainLoop }] = await Promise.all([import('@empo/evaluator'), import('../loop.ts')]);
     const layout = RunLayout.fromConfig(config);
     const started = Date.now();
-    while (layout.latestCheckpointStep() < steps) {
-      const { step } = await runSampler(config);
-      await runClusterer(config, step);
-      await runTrainer(config);
-    }
+    await trainLoop(config, steps);
     const base = await runEvaluator(config, 0);
     const final = await runEvaluator(config, steps);
     const summary = {

@@ -49,16 +49,15 @@ export const step: Command = {
 };
 
 export const train: Command = {
-  summary: 'run EMPO steps until the run has N steps (resumes where the run folder left off)',
+  summary: 'run EMPO until the run has N steps, in one process (resumes from the latest checkpoint)',
   async run(argv) {
     const { values } = parse('train', argv, { ...configOptions, steps: { type: 'string' } });
     if (values.help) return void process.stdout.write(help('Usage: empo train --steps N [options]',
-      'Runs sample -> cluster -> train-step until the run has N completed steps.', '  --steps N          total steps the run should have (default 1)'));
+      'Runs sample -> cluster -> update until the run has N steps, keeping the model in memory; every\nstage writes its Parquet files, checkpoints every trainer.save_steps steps and at the end.\nWhen the run folder has checkpoints, it resumes from the latest complete one.',
+      '  --steps N          total steps the run should have (default: trainer.max_steps)'));
     const config = configFrom(values);
-    const steps = positiveInt('--steps', values.steps, 1);
-    const { RunLayout } = await import('@empo/core');
-    const layout = RunLayout.fromConfig(config);
-    while (layout.latestCheckpointStep() < steps) await runOneStep(config);
+    const { trainLoop } = await import('../loop.ts');
+    await trainLoop(config, positiveInt('--steps', values.steps, config.trainer.max_steps));
   },
 };
 

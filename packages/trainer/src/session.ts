@@ -1,0 +1,111 @@
+import { rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import {
+  EmpoError, RunLayout, log, metricsSpec, writeParquet,
+  type ClusterRow, type EmpoConfig, type MetricsRow, type RolloutRow,
+} from '@empo/core';
+import { Policy } from '@empo/policy';
+import { AdamW } from './adamw.ts';
+import { loadOptimizerState, saveCheckpoint } from './checkpoint.ts';
+import { collapseWarning, stepMetrics } from './metrics.ts';
+import { learningRateAt } from './schedule.ts';
+import { buildExamples, policyUpdate } from './update.ts';
+
+/**
+ * The trainer's state between steps: the policy being trained, its AdamW moments, and the
+ * frozen reference model (loaded only when beta > 0). The stage command opens one for a
+ * single step; `empo train` keeps one open across steps and saves every save_steps.
+ */
+export class TrainerSession {
+  private previousMetrics: MetricsRow | null = null;
+
+  private constructor(
+    readonly config: EmpoConfig,
+    readonly layout: RunLayout,
+    readonly policy: Policy,
+    readonly optimizer: AdamW,
+    readonly reference: Policy | null,
+    /** Steps completed: the weights in memory are those after this step. */
+    public step: number,
+  ) {}
+
+  /** Load the model after `fromStep` (0 = base) with its optimizer state, and the reference model if beta > 0. */
+  static async open(config: EmpoConfig, layout: RunLayout, fromStep: number): Promise<TrainerSession> {
+    const dir = layout.modelDir(fromStep);
+    const policy = await Policy.load(dir);
+    const t = config.trainer;
+    const optimizer = new AdamW(policy.namedVariables(), {
+      learningRate: t.learning_rate, beta1: t.adam_beta1, beta2: t.adam_beta2, epsilon: t.adam_epsilon, weightDecay: t.weight_decay,
+    });
+    let reference: Policy | null = null;
+    try {
+      if (fromStep > 0 && !(await loadOptimizerState(dir, optimizer))) {
+        throw new EmpoError(`${dir}: checkpoint has no trainer_state.json`);
+      }
+      if (t.beta > 0) reference = await Policy.load(t.ref_model ? resolve(t.ref_model) : layout.baseModel);
+    } catch (error) {
+      optimizer.dispose();
+      policy.dispose();
+      throw error;
+    }
+    return new TrainerSession(config, layout, policy, optimizer, reference, fromStep);
+  }
+
+  /** One update from the rollouts and clusters of step `this.step + 1`; writes that step's metrics.parquet. */
+  train(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[]): MetricsRow {
+    const step = this.step + 1;
+    const t = this.config.trainer;
+    const lr = learningRateAt(step, t.max_steps, { base: t.learning_rate, warmupSteps: t.warmup_steps, kind: t.lr_scheduler });
+    this.optimizer.options.learningRate = lr;
+    const examples = buildExamples(rollouts, clusters, t);
+    log.info(`trainer: step ${step}, ${examples.length} of ${rollouts.length} sequences in kept groups, lr ${lr.toExponential(2)}`);
+    const stats = policyUpdate(this.policy, this.optimizer, examples, t, {
+      reference: this.reference ?? undefined,
+      maxCompletionLength: this.config.sampler.max_new_tokens,
+    });
+    const metrics = stepMetrics(step, rollouts, clusters, stats, lr);
+    if (!Number.isFinite(metrics.loss) || !Number.isFinite(metrics.grad_norm)) {
+      const kept = this.layout.latestCheckpointStep();
+      throw new EmpoError(
+        `trainer: step ${step} produced a non-finite loss or gradient (loss ${metrics.loss}, grad norm ${metrics.grad_norm}); ` +
+          `no update was applied and the last good checkpoint (step ${kept}) is kept. Lower trainer.learning_rate or check the rollouts.`,
+      );
+    }
+    const warning = collapseWarning(this.previousMetrics, metrics);
+    if (warning) log.warn(warning);
+    this.previousMetrics = metrics;
+    this.step = step;
+    writeParquet(this.layout.metricsPath(step), metricsSpec, [metrics]);
+    log.info(
+      `trainer: step ${step} loss ${metrics.loss.toFixed(4)} reward ${metrics.reward.toFixed(3)} entropy ${metrics.semantic_entropy.toFixed(3)} ` +
+        `kept ${(metrics.kept_fraction * 100).toFixed(0)}% grad_norm ${metrics.grad_norm.toFixed(3)} clip ${metrics.clip_ratio.toFixed(3)} ` +
+        `${Math.round(metrics.tokens_per_second)} tokens/s`,
+    );
+    return metrics;
+  }
+
+  /** Write the checkpoint of the current step atomically, then apply save_total_limit. */
+  async save(): Promise<string> {
+    const dir = this.layout.checkpointDir(this.step);
+    await saveCheckpoint(dir, this.policy, this.optimizer, {
+      step: this.step,
+      optimizer_step: this.optimizer.step,
+      seed: this.config.seed,
+      base_model: this.config.model,
+      data_cursor: this.step * this.config.sampler.questions_per_step,
+      rng: 'streams derived from (seed, step): nothing to restore',
+    });
+    const limit = this.config.trainer.save_total_limit;
+    if (limit !== null) {
+      const steps = this.layout.checkpointSteps();
+      for (const old of steps.slice(0, Math.max(0, steps.length - limit))) rmSync(this.layout.checkpointDir(old), { recursive: true, force: true });
+    }
+    return dir;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.policy.dispose();
+    this.reference?.dispose();
+  }
+}
