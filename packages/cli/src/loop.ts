@@ -10,7 +10,11 @@ import { TrainerSession } from '@empo/trainer';
  * data order and sampling are derived from (seed, step), a resumed run matches an
  * uninterrupted one exactly.
  */
-export async function trainLoop(config: EmpoConfig, steps: number, onStep?: (metrics: MetricsRow) => Promise<void> | void): Promise<MetricsRow[]> {
+export async function trainLoop(
+  config: EmpoConfig,
+  steps: number,
+  onStep?: (metrics: MetricsRow, session: TrainerSession) => Promise<void> | void,
+): Promise<MetricsRow[]> {
   const layout = RunLayout.fromConfig(config);
   const from = layout.latestCheckpointStep();
   if (from >= steps) {
@@ -31,7 +35,7 @@ export async function trainLoop(config: EmpoConfig, steps: number, onStep?: (met
       const metrics = session.train(rollouts, clusters);
       if (step % config.trainer.save_steps === 0 || step === steps) await session.save();
       all.push(metrics);
-      await onStep?.(metrics);
+      await onStep?.(metrics, session);
       bar.tick(1, `reward ${metrics.reward.toFixed(2)} entropy ${metrics.semantic_entropy.toFixed(2)}`);
     }
   } finally {

@@ -71,8 +71,12 @@ export const trainerConfigSchema = z.strictObject({
 
 export const evaluatorConfigSchema = z.strictObject({
   max_new_tokens: z.number().int().positive().default(48).describe('Longest evaluation completion, in tokens.'),
+  num_samples: z.number().int().min(0).default(8)
+    .describe('k: completions sampled per question besides the greedy one (mean@k, maj@k, pass@k, semantic entropy); 0 = greedy only.'),
+  temperature: z.number().gt(0).default(1).describe('Temperature of the k sampled completions.'),
+  top_p: z.number().gt(0).max(1).default(1).describe('Nucleus mass of the k sampled completions.'),
   limit: z.number().int().positive().nullable().default(null).describe('Evaluate only the first N questions; null = all.'),
-  batch_size: z.number().int().positive().default(64).describe('Questions per generation batch.'),
+  batch_size: z.number().int().positive().default(256).describe('Sequences per generation call.'),
 });
 
 export const configSchema = z.strictObject({

@@ -6,6 +6,7 @@ export {
   parseModelConfig,
   readModelConfig,
   tinyConfig,
+  type RopeScaling,
   type ModelConfig,
   type ModelConfigInput,
   type TinyConfigOptions,
@@ -14,6 +15,7 @@ export {
   cacheLength,
   forward,
   initWeights,
+  invFreq,
   prepareWeights,
   weightSpecs,
   type ForwardInput,
@@ -30,15 +32,32 @@ export {
   parseSafetensors,
   readSafetensors,
   SafetensorsError,
+  SafetensorsReader,
   serializeSafetensors,
+  tensorBytes,
   writeSafetensors,
   type HostTensor,
+  type LazyTensor,
+  type SafetensorsEntry,
   type SafetensorsDtype,
   type SafetensorsFile,
   type WriteOptions,
 } from './safetensors.ts';
-export { CharTokenizer, DEFAULT_SPECIALS, loadTokenizer, TokenizerError, type SpecialTokens, type TextTokenizer } from './tokenizer.ts';
+export {
+  CharTokenizer,
+  DEFAULT_SPECIALS,
+  HFTokenizer,
+  loadTokenizer,
+  readTokenizerFiles,
+  TokenizerError,
+  type CharTokenizerOptions,
+  type SpecialTokens,
+  type TextTokenizer,
+  type TokenizerFiles,
+} from './tokenizer.ts';
+export { applyChatTemplate, hasChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat.ts';
+export { formatMemory, memoryReport, peakMemoryMB, resetPeakMemory, rssMB, type MemoryReport } from './memory.ts';
 export { sampleToken, type Sample } from './sampling.ts';
 export { generate, generateUncached, type GenerateOptions, type GenerateResult, type GenerationModel } from './generate.ts';
 export { completionLogprobs, sequenceLogits, sequenceLogprobs, type LogprobOptions } from './logprobs.ts';
-export { Policy, type PolicyOptions, type SaveOptions } from './policy.ts';
+export { Policy, type PolicyOptions, type PromptOptions, type SaveOptions } from './policy.ts';

@@ -200,11 +200,18 @@ export interface WriteOptions {
   metadata?: Record<string, string>;
 }
 
+/** A tensor to write whose values are produced when it is written (e.g. downloaded from a tf.Variable). */
+export interface LazyTensor {
+  shape: number[];
+  data: () => Float32Array | Promise<Float32Array>;
+}
+
 /** The bytes of a safetensors file. Tensors are stored in the given order; the header is padded to 8 bytes. */
 export function serializeSafetensors(tensors: Iterable<[string, HostTensor]>, opts: WriteOptions = {}): Uint8Array {
-  const { header, parts } = layout(tensors, opts);
-  const total = header.length + parts.reduce((a, p) => a + p.byteLength, 0);
-  const out = new Uint8Array(total);
+  const list = [...tensors];
+  const header = headerBytes(list.map(([name, t]) => [name, t.shape]), opts);
+  const parts = list.map(([name, t]) => encode(checked(name, t.shape, t.data), opts.dtype ?? 'F32'));
+  const out = new Uint8Array(header.length + parts.reduce((a, p) => a + p.byteLength, 0));
   out.set(header, 0);
   let off = header.length;
   for (const p of parts) {
@@ -214,32 +221,51 @@ export function serializeSafetensors(tensors: Iterable<[string, HostTensor]>, op
   return out;
 }
 
-/** Write a safetensors file (streamed tensor by tensor, then fsync'ed). */
-export async function writeSafetensors(path: string, tensors: Iterable<[string, HostTensor]>, opts: WriteOptions = {}): Promise<void> {
-  const { header, parts } = layout(tensors, opts);
+/**
+ * Write a safetensors file, one tensor at a time (values may be produced lazily, so only one tensor's bytes
+ * are in memory at once), then fsync it.
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: Iterable<[string, HostTensor | LazyTensor]>,
+  opts: WriteOptions = {},
+): Promise<void> {
+  const list = [...tensors];
+  const header = headerBytes(list.map(([name, t]) => [name, t.shape]), opts);
   const fh = await open(path, 'w');
   try {
     await fh.write(header);
-    for (const p of parts) await fh.write(p);
+    for (const [name, t] of list) {
+      const data = typeof t.data === 'function' ? await t.data() : t.data;
+      await fh.write(encode(checked(name, t.shape, data), opts.dtype ?? 'F32'));
+    }
     await fh.sync();
   } finally {
     await fh.close();
   }
 }
 
-function layout(tensors: Iterable<[string, HostTensor]>, opts: WriteOptions): { header: Uint8Array; parts: Uint8Array[] } {
+/** Bytes one tensor of this shape takes in a file of this dtype. */
+export function tensorBytes(shape: readonly number[], dtype: SafetensorsDtype = 'F32'): number {
+  return shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+}
+
+function checked(name: string, shape: number[], data: Float32Array): Float32Array {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== data.length) throw new SafetensorsError(`tensor ${name}: shape ${JSON.stringify(shape)} does not match ${data.length} values`);
+  return data;
+}
+
+/** The 8-byte length and the JSON header (padded with spaces to a multiple of 8 bytes). */
+function headerBytes(shapes: [string, number[]][], opts: WriteOptions): Uint8Array {
   const dtype = opts.dtype ?? 'F32';
   const json: Record<string, unknown> = { __metadata__: { format: 'pt', ...opts.metadata } };
-  const parts: Uint8Array[] = [];
   let offset = 0;
-  for (const [name, t] of tensors) {
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) throw new SafetensorsError(`tensor ${name}: shape ${JSON.stringify(t.shape)} does not match ${t.data.length} values`);
+  for (const [name, shape] of shapes) {
     if (name === '__metadata__' || name in json) throw new SafetensorsError(`tensor name ${name} is reserved or duplicated`);
-    const bytes = encode(t.data, dtype);
-    json[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
-    parts.push(bytes);
-    offset += bytes.byteLength;
+    const n = tensorBytes(shape, dtype);
+    json[name] = { dtype, shape, data_offsets: [offset, offset + n] };
+    offset += n;
   }
   let text = JSON.stringify(json);
   text += ' '.repeat((8 - ((8 + Buffer.byteLength(text)) % 8)) % 8);
@@ -247,7 +273,7 @@ function layout(tensors: Iterable<[string, HostTensor]>, opts: WriteOptions): { 
   const header = new Uint8Array(8 + h.length);
   new DataView(header.buffer).setBigUint64(0, BigInt(h.length), true);
   header.set(h, 8);
-  return { header, parts };
+  return header;
 }
 
 // ---- dtype conversion ------------------------------------------------------------------------------
@@ -273,7 +299,7 @@ function decode(bytes: Uint8Array, dtype: SafetensorsDtype): Float32Array {
 }
 
 function encode(data: Float32Array, dtype: SafetensorsDtype): Uint8Array {
-  if (dtype === 'F32') return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  if (dtype === 'F32') return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length);
   const out = new Uint16Array(data.length);
   if (dtype === 'BF16') {

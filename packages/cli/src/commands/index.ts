@@ -2,6 +2,7 @@ import { cacheKey } from './cache-key.ts';
 import { config } from './config.ts';
 import { genData } from './gen-data.ts';
 import { mainJob } from './main-job.ts';
+import { report } from './report.ts';
 import { sft } from './sft.ts';
 import { cluster, evaluate, sample, step, train, trainStep } from './stages.ts';
 import type { Command } from './types.ts';
@@ -14,6 +15,7 @@ export const commands: Record<string, Command> = {
   step,
   train,
   eval: evaluate,
+  report,
   sft,
   'gen-data': genData,
   config,
