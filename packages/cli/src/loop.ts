@@ -1,5 +1,5 @@
 import { RunLayout, log, progress, selectBackend, type EmpoConfig, type MetricsRow } from '@empo/core';
-import { clusterStep } from '@empo/clusterer';
+import { clusterStep, readGoldAnswers } from '@empo/clusterer';
 import { readTrainQueries, sampleStep } from '@empo/sampler';
 import { TrainerSession } from '@empo/trainer';
 
@@ -22,6 +22,7 @@ export async function trainLoop(
     return [];
   }
   const queries = readTrainQueries(config);
+  const goldAnswers = readGoldAnswers(config); // undefined unless the supervised baseline asks for it
   for (const path of layout.removeStaleTemporaries()) log.info(`train: removed ${path}, left by a killed run`);
   await selectBackend(config.backend);
   log.info(`train: run '${config.run}' from step ${from} to ${steps}${from > 0 ? ' (resumed)' : ''}`);
@@ -31,7 +32,7 @@ export async function trainLoop(
   try {
     for (let step = from + 1; step <= steps; step++) {
       const rollouts = sampleStep(session.policy, queries, config, step);
-      const clusters = clusterStep(rollouts, config, step);
+      const clusters = clusterStep(rollouts, config, step, goldAnswers);
       const metrics = session.train(rollouts, clusters);
       if (step % config.trainer.save_steps === 0 || step === steps) await session.save();
       all.push(metrics);

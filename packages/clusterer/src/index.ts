@@ -1,2 +1,2 @@
 export { clusterGroup, clusterRollouts, groupByQuestion } from './cluster.ts';
-export { clusterStep, clustererStep, runClusterer } from './stage.ts';
+export { clusterStep, clustererStep, readGoldAnswers, runClusterer } from './stage.ts';

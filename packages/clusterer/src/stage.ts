@@ -1,5 +1,5 @@
-import { EmpoError, RunLayout, clustersSpec, log, readParquetRows, rolloutsSpec, writeJsonAtomic, writeParquet } from '@empo/core';
-import type { ClusterRow, EmpoConfig, RolloutRow } from '@empo/core';
+import { EmpoError, RunLayout, clustersSpec, labeledQueriesSpec, log, readParquetRows, rolloutsSpec, writeJsonAtomic, writeParquet } from '@empo/core';
+import type { ClusterRow, EmpoConfig, LabeledQueryRow, RolloutRow } from '@empo/core';
 import { clusterRollouts } from './cluster.ts';
 
 /** The step the clusterer works on: the latest one that has rollouts. */
@@ -11,10 +11,21 @@ export function clustererStep(layout: RunLayout): number {
   return steps[steps.length - 1]!;
 }
 
+/**
+ * Reference answers for the supervised `gold` baseline, or undefined for every other reward:
+ * the EMPO path never opens a labeled file.
+ */
+export function readGoldAnswers(config: EmpoConfig): Map<string, string> | undefined {
+  if (config.clusterer.reward !== 'gold') return undefined;
+  if (!config.clusterer.gold_answers) throw new EmpoError("clusterer.reward 'gold' needs clusterer.gold_answers (a labeled Parquet of the training questions)");
+  const rows = readParquetRows<LabeledQueryRow>(config.clusterer.gold_answers, labeledQueriesSpec);
+  return new Map(rows.map((r) => [r.question_id, r.answer]));
+}
+
 /** Cluster one step's rollouts and write <run>/step-k/clusters.parquet. */
-export function clusterStep(rollouts: readonly RolloutRow[], config: EmpoConfig, step: number): ClusterRow[] {
+export function clusterStep(rollouts: readonly RolloutRow[], config: EmpoConfig, step: number, goldAnswers = readGoldAnswers(config)): ClusterRow[] {
   const layout = RunLayout.fromConfig(config);
-  const rows = clusterRollouts(rollouts, config.clusterer, config.seed, step);
+  const rows = clusterRollouts(rollouts, config.clusterer, config.seed, step, goldAnswers);
   const groups = [...new Map(rows.map((r) => [r.question_id, r])).values()];
   const kept = groups.filter((r) => r.keep).length;
   const meanEntropy = groups.reduce((s, r) => s + r.entropy, 0) / groups.length;

@@ -24,8 +24,10 @@ export const samplerConfigSchema = z.strictObject({
 });
 
 export const clustererConfigSchema = z.strictObject({
-  reward: z.enum(['empo', 'majority', 'random', 'format']).default('empo')
-    .describe('Reward function: empo (cluster share), majority (TTRL), random or format. Labels are never read here.'),
+  reward: z.enum(['empo', 'majority', 'random', 'format', 'gold']).default('empo')
+    .describe('Reward: empo (cluster share), majority (TTRL), random, format, or gold (supervised baseline: needs gold_answers). Only gold reads labels.'),
+  gold_answers: z.string().nullable().default(null)
+    .describe('Labeled Parquet (question_id, question, answer) covering the training questions; read only when reward = gold.'),
   entropy_low: z.number().min(0).default(0)
     .describe('Drop a question when its semantic entropy is <= this (all answers agree: no signal).'),
   entropy_high: z.number().positive().nullable().default(null)

@@ -21,6 +21,8 @@ const MAX_EXPONENT_DIGITS = 3;
 const MAX_LETTER_RUN = 2;
 /** Most distinct variables. */
 const MAX_VARIABLES = 6;
+/** Most LaTeX commands (`\pi` sixty times over costs the parser tens of milliseconds). */
+const MAX_COMMANDS = 24;
 /** Most MathJSON nodes accepted from the parser. */
 const MAX_JSON_NODES = 400;
 /** The engine is replaced after this many parses (bounds the symbol tables it accumulates). */
@@ -35,10 +37,11 @@ export const SYMBOLIC_COMMANDS: ReadonlySet<string> = new Set([
 
 /**
  * Why `s` must not be sent to the CAS, or null when it may. Linear scan, no regex backtracking.
- * Rejected: over `MAX_SYMBOLIC_CHARS`; characters other than letters, digits, `+-*\/^.|`,
+ * Rejected: over `MAX_SYMBOLIC_CHARS`; characters other than letters, digits, `+-*\/^.|`, space,
  * brackets and whitelisted commands (so no `=`, `<`, `,`, `!`, `&`, `_` except `\log_`);
  * unbalanced or deeper than 10 brackets; numbers over 20 digits; power towers (`^` inside an
- * exponent) or exponents with more than 3 digits; letter runs over 2 (words); over 6 variables.
+ * exponent) or exponents with more than 3 digits; letter runs over 2 (words); over 6 variables;
+ * over 24 commands.
  */
 export function symbolicGate(s: string): string | null {
   if (typeof s !== 'string' || s.length === 0) return 'empty';
@@ -50,6 +53,7 @@ export function symbolicGate(s: string): string | null {
   let letterRun = 0;
   let digitRun = 0;
   let previousCommand = '';
+  let commands = 0;
   for (let i = 0; i < s.length; i++) {
     const ch = s[i]!;
     const isDigit = ch >= '0' && ch <= '9';
@@ -59,6 +63,8 @@ export function symbolicGate(s: string): string | null {
     letterRun = isLetter ? letterRun + 1 : 0;
     if (letterRun > MAX_LETTER_RUN) return 'word';
     if (isLetter) {
+      // `I(0)`, `P(A)`, `f(x)`: function notation, which the CAS would read as a product.
+      if (s[i + 1] === '(' && ((ch >= 'A' && ch <= 'Z') || ch === 'f' || ch === 'g' || ch === 'h')) return 'function notation';
       if (ch !== 'e' && ch !== 'i') variables.add(ch);
       if (variables.size > MAX_VARIABLES) return 'too many variables';
       previousCommand = '';
@@ -75,6 +81,7 @@ export function symbolicGate(s: string): string | null {
         const name = s.slice(i + 1, j);
         if (name.length === 0) return `escape \\${s[i + 1] ?? ''}`;
         if (!SYMBOLIC_COMMANDS.has(name)) return `command \\${name}`;
+        if (++commands > MAX_COMMANDS) return 'too many commands';
         previousCommand = name;
         i = j - 1;
         continue;
@@ -119,6 +126,7 @@ export function symbolicGate(s: string): string | null {
       case '/':
       case '.':
       case '|':
+      case ' ':
         break;
       default:
         return `character ${JSON.stringify(ch)}`;
@@ -202,12 +210,20 @@ export function parseLatex(s: string): ParsedLatex | null {
   }
   const ce = getEngine();
   const started = performance.now();
+  // The engine reports some type errors on the console instead of in the result: silence
+  // them during the call and treat any such report as a failed parse.
+  const saved = { log: console.log, warn: console.warn, error: console.error };
+  let reported = false;
+  const capture = () => {
+    reported = true;
+  };
+  console.log = console.warn = console.error = capture;
   try {
     parsesOnEngine++;
     stats.parses++;
     const boxed = ce.parse(s);
     const json = boxed.json as MathJson;
-    if (!boxed.isValid || !jsonIsClean(json)) {
+    if (reported || !boxed.isValid || !jsonIsClean(json)) {
       stats.parseFailures++;
       return null;
     }
@@ -216,6 +232,9 @@ export function parseLatex(s: string): ParsedLatex | null {
     stats.exceptions++;
     return null;
   } finally {
+    console.log = saved.log;
+    console.warn = saved.warn;
+    console.error = saved.error;
     const ms = performance.now() - started;
     if (ms > stats.maxParseMs) stats.maxParseMs = ms;
   }

@@ -1,7 +1,14 @@
 /**
  * Greedy semantic clustering of a group's answers, and the group's semantic entropy.
  */
-import { answersEquivalent } from './equivalence.ts';
+import {
+  answersEquivalent,
+  equivalentPrepared,
+  prepareAnswer,
+  resolveEquivalenceOptions,
+  type EquivalenceOptions,
+  type PreparedAnswer,
+} from './equivalence.ts';
 import { isUnextractable } from './guards.ts';
 
 /** Whether two (extractable) answers mean the same thing. */
@@ -15,15 +22,37 @@ export interface Clustering {
 }
 
 /**
+ * The default math equivalence with each answer normalized once (same verdicts as
+ * `answersEquivalent(a, b, options)`).
+ */
+function preparedEquivalence(options?: EquivalenceOptions): Equivalence {
+  const opts = resolveEquivalenceOptions(options);
+  const prepared = new Map<string, PreparedAnswer>();
+  const prepare = (s: string): PreparedAnswer => {
+    let p = prepared.get(s);
+    if (p === undefined) prepared.set(s, (p = prepareAnswer(s)));
+    return p;
+  };
+  return (a, b) => {
+    if (a.length > opts.maxLength || b.length > opts.maxLength) return answersEquivalent(a, b, opts);
+    return equivalentPrepared(prepare(a), prepare(b), opts);
+  };
+}
+
+/**
  * Greedy clustering: each answer is compared with the representative (first member) of every
  * existing cluster in order and joins the first equivalent one, else opens a new cluster.
  * Unextractable answers (null, or empty after normalization) are each their own singleton
  * and never serve as a representative. At most G * (number of clusters) comparisons.
+ * Without `equivalent`, math equivalence (`answersEquivalent` with `options`) is used, each
+ * answer being normalized once.
  */
 export function clusterAnswers(
   answers: readonly (string | null)[],
-  equivalent: Equivalence = answersEquivalent,
+  equivalent?: Equivalence,
+  options?: EquivalenceOptions,
 ): Clustering {
+  const eq = equivalent === undefined || equivalent === answersEquivalent ? preparedEquivalence(options) : equivalent;
   const clusterIds: number[] = [];
   const clusterSizes: number[] = [];
   // Representatives of clusters that can be joined (extractable ones only).
@@ -36,7 +65,7 @@ export function clusterAnswers(
     }
     let joined = -1;
     for (const rep of reps) {
-      if (equivalent(answer, rep.answer)) {
+      if (eq(answer, rep.answer)) {
         joined = rep.id;
         break;
       }

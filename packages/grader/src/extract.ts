@@ -5,6 +5,8 @@
  * linear work: `lastIndexOf`, one brace scan, and regexes made only of literals and
  * simple classes (no nested quantifiers), applied to bounded snippets where possible.
  */
+import { answersEquivalent } from './equivalence.ts';
+import { normalizeTextAnswer, stripDelimiters } from './normalize.ts';
 
 /** How an answer is read: a math expression, a multiple-choice letter, or free text. */
 export type AnswerMode = 'math' | 'choice' | 'text';
@@ -124,14 +126,22 @@ export function extractChoiceLetter(snippet: string): string | null {
 }
 
 const ANSWER_MARKERS = /answer is|answer:|####/gi;
+/** `A:` opening a line (upper case only: `a: the first term` is not a marker). */
+const LINE_MARKER = /^[ \t]*A:/gm;
 
-/** The text after the last answer marker ("final answer is", "The answer is", "####", "Answer:"). */
-function afterLastMarker(text: string): string | null {
+function lastMatchEnd(re: RegExp, text: string): number {
   let end = -1;
-  ANSWER_MARKERS.lastIndex = 0;
-  for (let m = ANSWER_MARKERS.exec(text); m !== null; m = ANSWER_MARKERS.exec(text)) {
-    end = m.index + m[0].length;
-  }
+  re.lastIndex = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) end = m.index + m[0].length;
+  return end;
+}
+
+/**
+ * The text after the last answer marker ("final answer is", "The answer is", "####",
+ * "Answer:", `A:` at the start of a line).
+ */
+function afterLastMarker(text: string): string | null {
+  const end = Math.max(lastMatchEnd(ANSWER_MARKERS, text), lastMatchEnd(LINE_MARKER, text));
   if (end < 0) return null;
   return text.slice(end, end + MARKER_SNIPPET_CHARS);
 }
@@ -189,30 +199,85 @@ function lastOptionMention(text: string): string | null {
   return letter;
 }
 
+export interface ExtractOptions {
+  /**
+   * Choice mode: the options' texts, in order (A, B, ...). Letters beyond the list are
+   * rejected, and an answer that states an option's text instead of its letter
+   * (`\\boxed{increase the mortality rate}`) is mapped to that option's letter.
+   */
+  choices?: readonly string[];
+}
+
+/** The option whose text the answer states (normalized text or math equivalence), as a letter. */
+export function matchChoiceText(answer: string | null, choices: readonly string[]): string | null {
+  if (answer === null || choices.length === 0 || answer.length > MARKER_SNIPPET_CHARS) return null;
+  if (normalizeTextAnswer(answer).length === 0) return null;
+  const options = choices.slice(0, CHOICE_LETTERS.length).map((c) => (typeof c === 'string' ? c : ''));
+  // Strictest test first, so that `Bb Bb` is not taken for `BB BB` nor `False, True` for
+  // `True, False`: exact text (spaces collapsed), then case-insensitive text, then math.
+  const exact = (s: string) => stripDelimiters(s).replace(/\s+/g, ' ').replace(/\.$/, '').trim();
+  const tests: ((option: string) => boolean)[] = [
+    (o) => exact(o) === exact(answer),
+    (o) => normalizeTextAnswer(o) === normalizeTextAnswer(answer),
+    (o) => answersEquivalent(answer, o),
+  ];
+  for (const test of tests) {
+    const hits = options.flatMap((o, k) => (o.length > 0 && test(o) ? [k] : []));
+    if (hits.length === 1) return CHOICE_LETTERS[hits[0]!]!;
+    // Two options with the same text (or value) cannot be told apart.
+    if (hits.length > 1) return null;
+  }
+  return null;
+}
+
+function letterInRange(letter: string | null, choices: readonly string[] | undefined): string | null {
+  if (letter === null || choices === undefined) return letter;
+  return CHOICE_LETTERS.indexOf(letter) < choices.length ? letter : null;
+}
+
+/** `B`, `(B)`, `B.`, `\\text{(B)}`: nothing but a letter. */
+function isBareLetter(s: string): boolean {
+  return /^\(?[A-J]\)?[.:]?$/.test(unwrapForLetter(s).replace(/\s+/g, ''));
+}
+
+/** The answer read as a letter, or (with options) as an option's text when it is more than a letter. */
+function choiceFrom(answer: string, choices: readonly string[] | undefined): string | null {
+  if (choices !== undefined && !isBareLetter(answer)) {
+    const byText = matchChoiceText(cleanAnswer(answer), choices);
+    if (byText) return byText;
+  }
+  return letterInRange(extractChoiceLetter(answer), choices);
+}
+
+function extractChoice(text: string, boxed: string | null, choices: readonly string[] | undefined): string | null {
+  if (boxed !== null) {
+    const letter = choiceFrom(boxed, choices);
+    if (letter) return letter;
+  }
+  const rest = afterLastMarker(text);
+  const marked = rest === null ? null : rest.replace(/^[\s:*]+/, '');
+  if (marked !== null) {
+    const stated = choices === undefined ? null : readMarkerAnswer(rest!);
+    const letter = (stated === null ? null : choiceFrom(stated, choices)) ?? letterInRange(extractChoiceLetter(marked), choices);
+    if (letter) return letter;
+  }
+  return letterInRange(lastOptionMention(text), choices);
+}
+
 /**
  * The final answer of a response.
- * - math / text: the last `\boxed{}` content; otherwise the text after the last marker
- *   ("final answer is", "The answer is", "####", "Answer:"), cut at the end of its `$...$`
- *   span, line or sentence.
+ * - math / text: the last `\\boxed{}` content; otherwise the text after the last marker
+ *   ("final answer is", "The answer is", "####", "Answer:", `A:` at a line start), cut at
+ *   the end of its `$...$` span, line or sentence.
  * - choice: the option letter (A-J) from the boxed content, then after a marker, then the
- *   last "option X" / "choice X" mention.
+ *   last "option X" / "choice X" mention; with `options.choices`, letters beyond the list
+ *   are rejected and an option's text maps to its letter.
  * Null when nothing can be extracted; never throws.
  */
-export function extractAnswer(text: string, mode: AnswerMode = 'math'): string | null {
+export function extractAnswer(text: string, mode: AnswerMode = 'math', options?: ExtractOptions): string | null {
   if (typeof text !== 'string') return null;
   const boxed = extractBoxed(text);
-  if (mode === 'choice') {
-    if (boxed !== null) {
-      const letter = extractChoiceLetter(boxed);
-      if (letter) return letter;
-    }
-    const rest = afterLastMarker(text);
-    if (rest !== null) {
-      const letter = extractChoiceLetter(rest.replace(/^[\s:*]+/, ''));
-      if (letter) return letter;
-    }
-    return lastOptionMention(text);
-  }
+  if (mode === 'choice') return extractChoice(text, boxed, options?.choices);
   if (boxed !== null) {
     const cleaned = cleanAnswer(boxed);
     if (cleaned !== null) return cleaned;
@@ -220,4 +285,19 @@ export function extractAnswer(text: string, mode: AnswerMode = 'math'): string |
   const rest = afterLastMarker(text);
   if (rest === null) return null;
   return readMarkerAnswer(rest);
+}
+
+const LAST_NUMBER = /(?<![A-Za-z0-9_.])-?\d+(?:,\d{3})*(?:\.\d+)?(?![A-Za-z0-9_])/g;
+
+/**
+ * The last number written in a text (`1,234.5`, `-3`), not part of a word (`sepehr2010`);
+ * null when there is none. The grader's fallback when the reference is a number and the
+ * response has no box or marker.
+ */
+export function extractLastNumber(text: string): string | null {
+  if (typeof text !== 'string') return null;
+  let last: string | null = null;
+  LAST_NUMBER.lastIndex = 0;
+  for (let m = LAST_NUMBER.exec(text); m !== null; m = LAST_NUMBER.exec(text)) last = m[0];
+  return last;
 }

@@ -2,8 +2,25 @@
  * Grading one response against a reference answer (used by the evaluator and the gold reward).
  */
 import { answersEquivalent, type EquivalenceOptions } from './equivalence.ts';
-import { extractAnswer, extractBoxed, extractChoiceLetter, type AnswerMode } from './extract.ts';
-import { normalizeTextAnswer } from './normalize.ts';
+import { extractAnswer, extractBoxed, extractChoiceLetter, extractLastNumber, type AnswerMode } from './extract.ts';
+import { normalizeMathAnswer, normalizeTextAnswer } from './normalize.ts';
+import { parseNumber } from './numeric.ts';
+
+/** Options of `gradeResponse`: the equivalence options, plus extraction choices. */
+export interface GradeOptions extends EquivalenceOptions {
+  /** Choice mode: the options' texts (A, B, ...), see `ExtractOptions.choices`. */
+  choices?: readonly string[];
+  /**
+   * Math mode: when the response has no box and no answer marker and the reference is a
+   * plain number, grade the last number written in the response (default true).
+   */
+  lastNumberFallback?: boolean;
+}
+
+/** The letter of a 0-based option index (MMLU's `answer: 2` -> `C`); null outside A-J. */
+export function choiceLetter(index: number): string | null {
+  return Number.isInteger(index) && index >= 0 && index < 10 ? 'ABCDEFGHIJ'[index]! : null;
+}
 
 export interface GradeResult {
   /** The answer extracted from the response, or null. */
@@ -48,14 +65,21 @@ export function answerMatches(
   return false;
 }
 
-/** Extract the response's final answer and compare it with the reference. Never throws. */
+/**
+ * Extract the response's final answer and compare it with the reference. In math mode, a
+ * response without box or marker is graded by its last number when the reference is a
+ * plain number (`lastNumberFallback`). Never throws.
+ */
 export function gradeResponse(
   response: string,
   reference: string,
   mode: AnswerMode = 'math',
-  options?: EquivalenceOptions,
+  options?: GradeOptions,
 ): GradeResult {
-  const extracted = extractAnswer(response, mode);
+  let extracted = extractAnswer(response, mode, { choices: options?.choices });
   const ref = referenceAnswer(reference, mode);
+  if (extracted === null && mode === 'math' && ref !== null && options?.lastNumberFallback !== false) {
+    if (ref.length <= 200 && parseNumber(normalizeMathAnswer(ref)) !== null) extracted = extractLastNumber(response);
+  }
   return { extracted, correct: answerMatches(extracted, ref, mode, options) };
 }

@@ -39,7 +39,8 @@ export function stripSizing(s: string): string {
 
 /** Spacing commands `\!`, `\,`, `\;`, `\:`, `\ `, `~`, `\quad`, `\qquad` -> a space. */
 export function stripSpacing(s: string): string {
-  return s.replace(/\\q?quad(?![A-Za-z])/g, ' ').replace(/\\[!,;: ]/g, ' ').replace(/~/g, ' ');
+  // `(?<!\\)`: the `\\` of a matrix row break followed by a space is not `\ `.
+  return s.replace(/\\q?quad(?![A-Za-z])/g, ' ').replace(/(?<!\\)\\[!,;: ]/g, ' ').replace(/~/g, ' ');
 }
 
 /**
@@ -146,9 +147,13 @@ export function stripThousandsSeparators(s: string): string {
   return s;
 }
 
-/** All whitespace removed. */
+/**
+ * All whitespace removed, except one space between a command name and a letter, which
+ * keeps them apart (`\\pi r` stays `\\pi r`, not the unknown command `\\pir`).
+ */
 export function stripWhitespace(s: string): string {
-  return s.replace(/\s+/g, '');
+  if (!s.includes('\\')) return s.replace(/\s+/g, '');
+  return s.replace(/(\\[A-Za-z]+)\s+(?=[A-Za-z])/g, '$1\u0000').replace(/\s+/g, '').replace(/\u0000/g, ' ');
 }
 
 /**

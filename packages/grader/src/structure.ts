@@ -70,7 +70,7 @@ function tokenize(s: string): Token[] | null {
 function join(tokens: readonly Token[]): string {
   let out = '';
   for (const t of tokens) out += t.text;
-  return out;
+  return out.trim();
 }
 
 /** Split tokens at depth-0 tokens for which `isSeparator` holds. */
@@ -143,17 +143,22 @@ export function parseStructure(s: string): Structure {
     return scalar;
   }
 
-  // `a\pm b` (one top-level \pm): the pair {a+b, a-b}.
-  const pm = splitTop(tokens, (t) => t === '\\pm');
-  if (pm.parts.length === 2) {
-    const [a, b] = pm.parts.map(join) as [string, string];
-    return { kind: 'list', items: a.length === 0 ? [b, `-${b}`] : [`${a}+${b}`, `${a}-${b}`] };
+  // One `\pm` anywhere (`1\pm\sqrt2`, `\frac{1\pm\sqrt5}{2}`, `\pm3`): the pair with + and -.
+  const pm = tokens.filter((t) => t.text === '\\pm').length;
+  if (pm === 1) {
+    const spell = (sign: string) => tokens.map((t) => (t.text === '\\pm' ? sign : t.text)).join('').replace(/^\+/, '');
+    return { kind: 'list', items: [spell('+'), spell('-')] };
   }
   return scalar;
 }
 
 /** Element equivalence used inside structures: the whole pipeline on two (normalized) parts. */
 export type ElementEquivalence = (a: string, b: string) => boolean;
+
+/** A plain word of 3+ letters (not a command name such as `\\sqrt`). */
+function hasWord(s: string): boolean {
+  return /(?:^|[^A-Za-z\\])[A-Za-z]{3,}/.test(s);
+}
 
 const INFINITY = /^[+]?\\infty$/;
 const NEG_INFINITY = /^-\\infty$/;
@@ -272,10 +277,23 @@ export function compareStructures(a: Structure, b: Structure, eq: ElementEquival
   const size = (s: Structure): number =>
     s.kind === 'matrix' ? s.rows.length * (s.rows[0]?.length ?? 0) : s.kind === 'union' ? s.parts.length : s.kind === 'scalar' ? 1 : s.kind === 'relation' ? s.terms.length : s.items.length;
   if (size(a) > MAX_STRUCTURE_ITEMS || size(b) > MAX_STRUCTURE_ITEMS) return null;
-  const collection = (s: Structure): string[] | null => (s.kind === 'list' || s.kind === 'set' ? s.items : null);
+  // Items with a `\pm` stand for two (`\pm1, \pm2` = `1,-1,2,-2`).
+  const expand = (items: string[]): string[] =>
+    items.flatMap((item) => {
+      if (!item.includes('\\pm')) return [item];
+      const st = parseStructure(item);
+      return st.kind === 'list' ? st.items : [item];
+    });
+  const collection = (s: Structure): string[] | null => (s.kind === 'list' || s.kind === 'set' ? expand(s.items) : null);
   const ca = collection(a);
   const cb = collection(b);
-  if (ca && cb) return sameSet(ca, cb, eq);
+  if (ca && cb) {
+    // A bare list of words (`True, False`) is an ordered answer, not a solution set.
+    if (a.kind === 'list' && b.kind === 'list' && (ca.some(hasWord) || cb.some(hasWord))) {
+      return ca.length === cb.length && ca.every((x, k) => eq(x, cb[k]!));
+    }
+    return sameSet(ca, cb, eq);
+  }
   if (a.kind === 'tuple' && b.kind === 'tuple') {
     const ia = tupleInterval(a);
     const ib = tupleInterval(b);

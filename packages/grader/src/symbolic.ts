@@ -27,6 +27,8 @@ export interface ScalarAnalysis {
 export const FINGERPRINT_POINTS = 5;
 /** Relative tolerance for expressions with variables (float error only). */
 const VARIABLE_REL_TOL = 1e-9;
+/** |value| below this equals an exact 0 (float error of `\sin\pi`, `e^{i\pi}+1`). */
+const ZERO_SLACK = 1e-12;
 /** Distinct expressions kept in the analysis cache. */
 const CACHE_SIZE = 4096;
 
@@ -74,7 +76,8 @@ function analyzeUncached(s: string): ScalarAnalysis | null {
     const bindings = new Map<string, Complex>();
     for (const v of vars) bindings.set(v, { re: variableValue(v, k), im: 0 });
     const value = evaluateMathJson(parsed.json, bindings);
-    if (value === null) return { parsed, vars, values: null };
+    // Unsupported, or an overflow (`10^{999}`, `1e400`): floats cannot tell such values apart.
+    if (value === null || (isInfinite(value) && !s.includes('\\infty'))) return { parsed, vars, values: null };
     values.push(value);
   }
   return { parsed, vars, values };
@@ -82,6 +85,10 @@ function analyzeUncached(s: string): ScalarAnalysis | null {
 
 function isFiniteComplex(z: Complex): boolean {
   return Number.isFinite(z.re) && Number.isFinite(z.im);
+}
+
+function isInfinite(z: Complex): boolean {
+  return z.re === Infinity || z.re === -Infinity || z.im === Infinity || z.im === -Infinity;
 }
 
 function isNaNComplex(z: Complex): boolean {
@@ -108,7 +115,10 @@ export function scalarsEquivalent(a: string, b: string, relTol: number, absTol: 
     const y = B.values[k % B.values.length]!;
     if (isNaNComplex(x) && isNaNComplex(y)) continue; // undefined on both sides here
     if (isNaNComplex(x) || isNaNComplex(y)) return false;
-    if (!complexClose(x, y, rel, absTol)) return false;
+    // The absolute slack applies only against an exact 0 (`e^{i\\pi}+1` vs `0`): tiny
+    // physical constants (`2.88e-19` vs `1.3e-27`) must still differ.
+    const exactZero = (x.re === 0 && x.im === 0) || (y.re === 0 && y.im === 0);
+    if (!complexClose(x, y, rel, exactZero ? Math.max(absTol, ZERO_SLACK) : absTol)) return false;
     compared++;
   }
   return compared > 0 ? true : null;

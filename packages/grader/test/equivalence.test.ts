@@ -80,9 +80,10 @@ describe('answersEquivalent', () => {
       const pair = new Set([a.normalized, b.normalized]);
       return pair.has('\\sqrt{4}') && pair.has('2') ? true : null;
     };
-    expect(eq('\\sqrt{4}', '2')).toBe(false);
-    expect(eq('\\sqrt{4}', '2', { stages: [sqrtFour] })).toBe(true);
-    expect(eq('\\sqrt4', 'x', { stages: [sqrtFour] })).toBe(false);
+    const plain = { symbolic: false } as const;
+    expect(eq('\\sqrt{4}', '2', plain)).toBe(false);
+    expect(eq('\\sqrt{4}', '2', { ...plain, stages: [sqrtFour] })).toBe(true);
+    expect(eq('\\sqrt4', 'x', { ...plain, stages: [sqrtFour] })).toBe(false);
     // Decided earlier: the plug-in is not consulted.
     calls.length = 0;
     expect(eq('2', '3', { stages: [sqrtFour] })).toBe(false);
@@ -93,6 +94,8 @@ describe('answersEquivalent', () => {
     const broken: EquivalenceStage = () => {
       throw new Error('CAS down');
     };
-    expect(() => eq('\\sqrt{4}', '2', { stages: [broken] })).toThrow('CAS down');
+    expect(() => eq('\\sqrt{4}', '2', { symbolic: false, stages: [broken] })).toThrow('CAS down');
+    // Reached only when the built-in stages cannot tell.
+    expect(() => eq('\\text{foo}', '\\text{bar}', { stages: [broken] })).toThrow('CAS down');
   });
 });

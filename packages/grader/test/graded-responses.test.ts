@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { gradeResponse } from '../src/index.ts';
+import { clusterAnswers, extractAnswer, gradeResponse, guardAnswers } from '../src/index.ts';
 
 // <repo>/../shared/datasets, resolved from this file (<repo>/packages/grader/test).
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -50,6 +50,27 @@ describe.skipIf(!present)('graded responses (../shared/datasets/graded_responses
     if (disagreements.length > 0) console.log(disagreements.slice(0, 20).join('\n'));
     expect(total).toBe(450);
     expect(rate).toBeGreaterThanOrEqual(AGREEMENT_FLOOR);
+  });
+
+  it('clustering puts the responses labelled correct together, and no wrong one with them', () => {
+    let questions = 0;
+    let consistent = 0;
+    const problems: string[] = [];
+    for (const file of readdirSync(datasetDir).filter((f) => f.endsWith('.jsonl')).sort()) {
+      for (const line of readFileSync(join(datasetDir, file), 'utf8').split('\n').filter((l) => l.trim())) {
+        const row = JSON.parse(line) as GradedRow;
+        const answers = guardAnswers(row.outputs.map((o) => extractAnswer(o.response.replaceAll('ки', '\n'))));
+        const { clusterIds } = clusterAnswers(answers);
+        const correctClusters = new Set(row.outputs.flatMap((o, i) => (isCorrectLabel(o.label) ? [clusterIds[i]!] : [])));
+        const mixed = row.outputs.some((o, i) => !isCorrectLabel(o.label) && correctClusters.has(clusterIds[i]!));
+        questions++;
+        if (correctClusters.size <= 1 && !mixed) consistent++;
+        else problems.push(`${file}: ${JSON.stringify(row.ground_truth)} clusters ${JSON.stringify(clusterIds)}`);
+      }
+    }
+    console.log(`graded responses: ${consistent}/${questions} questions with label-consistent clusters`);
+    if (problems.length > 0) console.log(problems.join('\n'));
+    expect(consistent).toBe(questions);
   });
 });
 

@@ -113,8 +113,50 @@ describe('normalizeMathAnswer rules', () => {
     expect(n('$x = \\dfrac{1}{2}$.')).toBe('\\frac{1}{2}');
     expect(n('\\left[ -2, 2 \\right]')).toBe('[-2,2]');
   });
-  it('lists its rules by name', () => {
-    expect(NORMALIZATION_RULES.map((r) => r.name)).toContain('thousands');
+  it('maps synonyms: \\cfrac, \\dbinom, \\leqslant, \\lt, \\emptyset', () => {
+    expect(n('\\cfrac{1}{2}')).toBe('\\frac{1}{2}');
+    expect(n('\\dbinom{5}{2}')).toBe('\\binom{5}{2}');
+    expect(n('x \\leqslant 3')).toBe('x\\le3');
+    expect(n('x \\geq 3')).toBe('x\\ge3');
+    expect(n('x \\neq 3')).toBe('x\\ne3');
+    expect(n('x \\lt 3')).toBe('x<3');
+    expect(n('\\emptyset')).toBe('\\{\\}');
+    expect(n('\\varnothing')).toBe('\\{\\}');
+    expect(n('\\left')).toBe(''); // sizing only
+    expect(n('\\leqq')).toBe('\\leqq'); // another command
+    expect(n('\\ltimes')).toBe('\\ltimes');
+  });
+  it('unwraps bold and italic wrappers like \\text', () => {
+    expect(n('\\mathbf{127}')).toBe('127');
+    expect(n('\\boldsymbol{x}')).toBe('x');
+    expect(n('\\textbf{(113) }')).toBe('113');
+    expect(n('\\mathit{abc}')).toBe('abc');
+  });
+  it('drops parentheses around one plain number', () => {
+    expect(n('(113)')).toBe('113');
+    expect(n('(-2.5)')).toBe('-2.5');
+    expect(n('(1,2)')).toBe('(1,2)');
+    expect(n('(x)')).toBe('(x)');
+    expect(n('(1)(2)')).toBe('(1)(2)');
+  });
+  it('turns a mixed number into an improper fraction', () => {
+    expect(n('2\\frac{1}{2}')).toBe('\\frac{5}{2}');
+    expect(n('-3\\frac{1}{4}')).toBe('-\\frac{13}{4}');
+    expect(n('2\\frac12')).toBe('\\frac{5}{2}');
+    expect(n('2\\frac{3}{2}')).toBe('2\\frac{3}{2}'); // not a proper fraction
+    expect(n('2\\frac{\\pi}{3}')).toBe('2\\frac{\\pi}{3}');
+    expect(n('0\\frac{1}{2}')).toBe('0\\frac{1}{2}');
+  });
+  it('can skip rules by name', () => {
+    expect(n('y = 2x+3', { skip: ['assignment'] })).toBe('y=2x+3');
+    expect(n('y = 2x+3')).toBe('2x+3');
+  });
+  it('lists its rules by name, each covered above', () => {
+    expect(NORMALIZATION_RULES.map((r) => r.name)).toEqual([
+      'delimiters', 'sizing', 'spacing', 'commands', 'degrees', 'percent', 'text', 'unitWords', 'trailingPeriod',
+      'thousands', 'whitespace', 'assignment', 'leadingPlus', 'numberParentheses', 'bareArguments', 'mixedNumber',
+      'slashFraction', 'decimals',
+    ]);
   });
   it('does not normalize very long strings, only trims them', () => {
     const long = ` ${'1,000 '.repeat(MAX_NORMALIZE_CHARS)} `;

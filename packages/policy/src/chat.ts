@@ -37,7 +37,7 @@ export function hasChatTemplate(tokenizer: TextTokenizer): boolean {
 /**
  * Render `messages` with the tokenizer's chat template. The template sees `messages`,
  * `add_generation_prompt`, `bos_token`, `eos_token`, `pad_token`, `unk_token` (token strings, '' when the
- * tokenizer has none), `raise_exception` and `options.variables`. Throws TokenizerError when the tokenizer
+ * tokenizer has none) and `options.variables`; `raise_exception(msg)` is the library's. Throws TokenizerError when the tokenizer
  * has no template or the template fails. Tokenize the result with `tokenizer.encode` (no BOS added: templates
  * write `bos_token` themselves when the model wants one).
  */
@@ -62,9 +62,6 @@ export function applyChatTemplate(tokenizer: TextTokenizer, messages: ChatMessag
       ...options.variables,
       messages,
       add_generation_prompt: options.addGenerationPrompt ?? true,
-      raise_exception: (message: string) => {
-        throw new TokenizerError(`chat_template: ${message}`);
-      },
     });
   } catch (e) {
     if (e instanceof TokenizerError) throw e;

@@ -23,8 +23,7 @@ export type RopeScaling =
 
 const IMPLEMENTED_ROPE = ['default', 'linear', 'llama3'];
 
-const schema = z
-  .looseObject({
+const shape = {
     model_type: z.enum(['qwen2', 'llama']),
     architectures: z.array(z.string()).optional(),
     vocab_size: positiveInt,
@@ -53,7 +52,10 @@ const schema = z
     eos_token_id: tokenIds.nullish(),
     pad_token_id: z.number().int().nonnegative().nullish(),
     torch_dtype: z.string().nullish(),
-  })
+};
+
+const schema = z
+  .looseObject(shape)
   .superRefine((c, ctx) => {
     const kv = c.num_key_value_heads ?? c.num_attention_heads;
     if (c.num_attention_heads % kv !== 0) {
@@ -80,7 +82,9 @@ const schema = z
  * A validated config, with defaults filled in (attention_bias, num_key_value_heads, head_dim, rope_scaling
  * resolved; `rope_theta` taken from `rope_parameters` when a v5 config has it there).
  */
-export type ModelConfig = Omit<z.output<typeof schema>, 'rope_scaling' | 'num_key_value_heads' | 'head_dim'> & {
+export type ModelConfig = Omit<z.output<z.ZodObject<typeof shape>>, 'rope_scaling' | 'rope_parameters' | 'num_key_value_heads' | 'head_dim'> & {
+  /** Fields this code does not use (kept and written back). */
+  [key: string]: unknown;
   num_key_value_heads: number;
   head_dim: number;
   attention_bias: boolean;

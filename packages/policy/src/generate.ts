@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import type { ModelConfig } from './config.ts';
-import { forward, prepareWeights, tidy, type KVCache, type NewKV } from './model.ts';
+import { forward, preferLazyLayers, prepareWeights, tidy, type KVCache, type NewKV } from './model.ts';
 import { sampleToken } from './sampling.ts';
 
 export interface GenerateOptions {
@@ -129,7 +129,7 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
   const p = plan(m, prompts, opts);
   if (p.B === 0 || opts.maxNewTokens === 0) return p.result;
   const cfg = m.config;
-  const w = tidy(() => prepareWeights(cfg, m.weights));
+  const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers: preferLazyLayers(cfg) }));
   let cache: KVCache | null = null;
   let logits: tf.Tensor | null = null;
   try {
@@ -219,7 +219,7 @@ export function generateUncached(m: GenerationModel, prompts: number[][], opts: 
   const seqs = prompts.map((pr) => [...new Array<number>(p.Lmax - pr.length).fill(m.padId), ...pr]);
   for (let step = 0; step < opts.maxNewTokens; step++) {
     const data = tf.tidy(() => {
-      const w = prepareWeights(cfg, m.weights);
+      const w = prepareWeights(cfg, m.weights, { lazyLayers: preferLazyLayers(cfg) });
       const L = p.Lmax + step;
       const { logits } = forward(
         cfg,

@@ -16,6 +16,7 @@ export {
   forward,
   initWeights,
   invFreq,
+  preferLazyLayers,
   prepareWeights,
   weightSpecs,
   type ForwardInput,

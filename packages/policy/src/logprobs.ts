@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from './config.ts';
-import { forward, prepareWeights } from './model.ts';
+import { forward, preferLazyLayers, prepareWeights } from './model.ts';
 
 export interface LogprobOptions {
   /** Logits are divided by this before the log-softmax (default 1). */
@@ -144,7 +144,7 @@ export function completionLogprobs(
   tf.tidy(() => {
     // No gradient here: the hidden states are computed once, then lm_head and the log-softmax run on the
     // needed rows only, in blocks, so no [B*T, V] tensor (logits or one-hot) exists at once.
-    const w = prepareWeights(cfg, weights);
+    const w = prepareWeights(cfg, weights, { lazyLayers: preferLazyLayers(cfg) });
     const { hidden } = forward(cfg, w, { ids: ids.map((s) => s.slice(0, T - 1)) }, { hiddenOnly: true }); // [B*(T-1), D]
     const picked = tf.gather(hidden, tf.tensor1d(rows, 'int32')); // [M, D]
     const block = Math.max(1, Math.floor(LOGIT_BLOCK / V));

@@ -263,7 +263,13 @@ export interface LayerWeights {
 
 export interface Weights {
   embed: tf.Tensor2D; // [V, D]
+  /** Per layer; empty when `layer` prepares them on demand. */
   layers: LayerWeights[];
+  /**
+   * Lazy preparation (see prepareWeights' `lazyLayers`): layer i's forward-layout weights, created inside
+   * the caller's scope (the forward pass's per-layer tidy frees them again when no gradient tape is active).
+   */
+  layer?: (i: number) => LayerWeights;
   norm: tf.Tensor1D; // [D]
   lmHead: tf.Tensor2D; // [D, V]                = lm_head^T (or embed_tokens^T when tied)
   rot: tf.Tensor2D; // [hd, hd] rotate_half as a matrix (constant)
@@ -273,7 +279,7 @@ export interface Weights {
  * HF-named, HF-layout weights -> forward layout (transposed Linear weights). Differentiable: call it
  * inside the tidy / gradient scope of the computation so gradients reach the variables.
  */
-export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.Tensor>): Weights {
+export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.Tensor>, opts: { lazyLayers?: boolean } = {}): Weights {
   const get = <R extends tf.Rank>(name: string): tf.Tensor<R> => {
     const t = named.get(name);
     if (!t) throw new Error(`missing weight ${name}`);
@@ -282,10 +288,9 @@ export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.T
   // Separate (unfused) projections: on wasm, slicing a fused q|k|v or gate|up output costs more than it saves.
   const linear = (name: string) => tf.transpose(get<tf.Rank.R2>(name + '.weight')); // [out, in] -> [in, out]
   const bias = (name: string) => (cfg.attention_bias ? get<tf.Rank.R1>(name + '.bias') : null);
-  const layers: LayerWeights[] = [];
-  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+  const layer = (i: number): LayerWeights => {
     const p = `model.layers.${i}.`;
-    layers.push({
+    return {
       inputNorm: get(p + 'input_layernorm.weight'),
       wq: linear(p + 'self_attn.q_proj'),
       wk: linear(p + 'self_attn.k_proj'),
@@ -298,16 +303,29 @@ export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.T
       wGate: linear(p + 'mlp.gate_proj'),
       wUp: linear(p + 'mlp.up_proj'),
       wDown: linear(p + 'mlp.down_proj'),
-    });
-  }
+    };
+  };
   const embed = get<tf.Rank.R2>('model.embed_tokens.weight');
   return {
     embed,
-    layers,
+    layers: opts.lazyLayers ? [] : Array.from({ length: cfg.num_hidden_layers }, (_, i) => layer(i)),
+    ...(opts.lazyLayers ? { layer } : {}),
     norm: get('model.norm.weight'),
     lmHead: tf.transpose(cfg.tie_word_embeddings ? embed : get<tf.Rank.R2>('lm_head.weight')),
     rot: rotateHalfMatrix(cfg.head_dim),
   };
+}
+
+/**
+ * Whether inference should prepare layer weights on demand (prepareWeights' `lazyLayers`): when a transposed
+ * copy of every layer would take more than `budgetBytes` (default 256 MB). Large models then need about one
+ * layer's copy at a time instead of a second copy of the whole model (the wasm heap is limited to 4 GB), at the
+ * cost of transposing every layer on every forward call.
+ */
+export function preferLazyLayers(cfg: ModelConfig, budgetBytes = 256 * 2 ** 20): boolean {
+  const { hidden_size: D, intermediate_size: I, head_dim: hd } = cfg;
+  const perLayer = D * hd * (2 * cfg.num_attention_heads + 2 * cfg.num_key_value_heads) + 3 * D * I;
+  return perLayer * cfg.num_hidden_layers * 4 > budgetBytes;
 }
 
 /**
@@ -475,10 +493,11 @@ export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts:
 
   let x: tf.Tensor2D = embedding(w.embed, tf.tensor1d(flat, 'int32')); // [B*T, D]
   const kv: NewKV = { k: [], v: [] };
-  w.layers.forEach((L, i) => {
-    // One tidy per layer: without a gradient tape the layer's intermediates are freed here
-    // (under a tape, tfjs keeps what the backward pass needs).
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    // One tidy per layer: without a gradient tape the layer's intermediates (and lazily prepared weights)
+    // are freed here (under a tape, tfjs keeps what the backward pass needs).
     const r = tidy(() => {
+      const L = w.layer ? w.layer(i) : w.layers[i]!;
       const past = { k: opts.cache?.k[i] ?? [], v: opts.cache?.v[i] ?? [] };
       const a = attention(cfg, L, rmsNorm(x, L.inputNorm, cfg.rms_norm_eps), B, T, rope, bias, past);
       const h = tf.add(x, a.out) as tf.Tensor2D;
@@ -487,7 +506,7 @@ export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts:
     x = r.x;
     kv.k.push(r.k);
     kv.v.push(r.v);
-  });
+  }
   if (opts.lastOnly) x = tf.reshape(tf.slice(tf.reshape(x, [B, T, D]), [0, T - 1, 0], [B, 1, D]), [B, D]); // [B, D]
   const hidden = rmsNorm(x, w.norm, cfg.rms_norm_eps); // [B*T | B, D]
   if (opts.hiddenOnly) return { logits: null, hidden, kv };

@@ -277,25 +277,6 @@ export class Policy implements GenerationModel {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function writeJson(path: string, value: unknown): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(JSON.stringify(value, null, 2) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** A variable holding a copy of `w` (host data is uploaded; a tensor is cloned). */
 function makeVariable(w: Source): tf.Variable {
   return tf.tidy(() => tf.variable(w instanceof tf.Tensor ? tf.clone(w) : tf.tensor(w.data, w.shape, 'float32'), true));

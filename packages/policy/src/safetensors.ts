@@ -284,9 +284,9 @@ function decode(bytes: Uint8Array, dtype: SafetensorsDtype): Float32Array {
   if (dtype === 'F32') {
     // Copy into a fresh (aligned) buffer unless it already is one of its own: the file's offsets need not be aligned.
     if (bytes.byteOffset % 4 === 0 && bytes.byteLength === bytes.buffer.byteLength) return new Float32Array(bytes.buffer, 0, count);
-    return new Float32Array(bytes.slice().buffer);
+    return new Float32Array(new Uint8Array(bytes).buffer); // a copy (Buffer.slice would not copy)
   }
-  const src = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, count) : new Uint16Array(bytes.slice().buffer);
+  const src = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, count) : new Uint16Array(new Uint8Array(bytes).buffer);
   const out = new Float32Array(count);
   if (dtype === 'BF16') {
     const u32 = new Uint32Array(out.buffer);

@@ -33,7 +33,11 @@ export interface TextTokenizer {
   readonly specialIds: ReadonlySet<number>;
   /** Text to ids. No special tokens are added (no BOS; see `addBos`). */
   encode(text: string): number[];
-  /** Ids to text, skipping special tokens. */
+  /**
+   * Ids to text, skipping special tokens and ids at or past `vocabSize` (a model's vocab_size may be larger
+   * than its tokenizer's, e.g. Qwen2.5's 151,936 vs 151,665: those embedding rows have no text). Negative or
+   * non-integer ids are an error.
+   */
   decode(ids: readonly number[]): string;
   /** The token string of an id (undefined when out of range). */
   idToToken(id: number): string | undefined;
@@ -194,10 +198,9 @@ export class CharTokenizer implements TextTokenizer {
   decode(ids: readonly number[]): string {
     let s = '';
     for (const id of ids) {
-      if (this.specialIds.has(id)) continue;
-      const t = this.tokens[id];
-      if (t === undefined) throw new TokenizerError(`decode: id ${id} is out of range [0, ${this.vocabSize})`);
-      s += t;
+      if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`decode: invalid token id ${id}`);
+      if (this.specialIds.has(id) || id >= this.vocabSize) continue;
+      s += this.tokens[id]!;
     }
     return s;
   }
@@ -218,7 +221,8 @@ export class CharTokenizer implements TextTokenizer {
       // Isolate every character (one code point) as its own pre-token; [\s\S] also matches newlines.
       pre_tokenizer: { type: 'Split', pattern: { Regex: '[\\s\\S]' }, behavior: 'Isolated', invert: false },
       // BOS before a prompt when addBos (HF's `add_special_tokens=True`), as encodePrompt does.
-      post_processor: this.addBos ? bosTemplate(this.specials.bos, this.bosId) : null,
+      // (an explicit template without BOS otherwise: a null post-processor marks files from before addBos)
+      post_processor: bosTemplate(this.addBos ? this.specials.bos : null, this.bosId),
       decoder: { type: 'Fuse' },
       model: { type: 'WordLevel', vocab, unk_token: this.specials.unk },
     };
@@ -251,14 +255,14 @@ export class CharTokenizer implements TextTokenizer {
   }
 }
 
-/** A TemplateProcessing post-processor that puts `bos` before a sequence (and before each of a pair). */
-function bosTemplate(bos: string, bosId: number): Record<string, unknown> {
-  const special = (typeId: number) => ({ SpecialToken: { id: bos, type_id: typeId } });
+/** A TemplateProcessing post-processor that puts `bos` (when not null) before a sequence and before each of a pair. */
+function bosTemplate(bos: string | null, bosId: number): Record<string, unknown> {
+  const special = (typeId: number) => (bos === null ? [] : [{ SpecialToken: { id: bos, type_id: typeId } }]);
   return {
     type: 'TemplateProcessing',
-    single: [special(0), { Sequence: { id: 'A', type_id: 0 } }],
-    pair: [special(0), { Sequence: { id: 'A', type_id: 0 } }, special(1), { Sequence: { id: 'B', type_id: 1 } }],
-    special_tokens: { [bos]: { id: bos, ids: [bosId], tokens: [bos] } },
+    single: [...special(0), { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [...special(0), { Sequence: { id: 'A', type_id: 0 } }, ...special(1), { Sequence: { id: 'B', type_id: 1 } }],
+    special_tokens: bos === null ? {} : { [bos]: { id: bos, ids: [bosId], tokens: [bos] } },
   };
 }
 
@@ -477,10 +481,11 @@ export class HFTokenizer implements TextTokenizer {
   }
 
   decode(ids: readonly number[]): string {
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new TokenizerError(`decode: id ${id} is out of range [0, ${this.vocabSize})`);
-    }
-    return this.tok.decode([...ids], { skip_special_tokens: true });
+    for (const id of ids) if (!Number.isInteger(id) || id < 0) throw new TokenizerError(`decode: invalid token id ${id}`);
+    return this.tok.decode(
+      ids.filter((id) => id < this.vocabSize),
+      { skip_special_tokens: true },
+    );
   }
 
   idToToken(id: number): string | undefined {

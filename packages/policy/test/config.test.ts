@@ -94,9 +94,30 @@ describe('parseModelConfig', () => {
     );
   });
 
-  test('non-null rope_scaling names the file and the field', () => {
-    expect(() => parseModelConfig({ ...LLAMA, rope_scaling: { rope_type: 'llama3', factor: 8 } }, 'm/config.json')).toThrow(
-      /m\/config\.json: field rope_scaling: must be null/,
+  test('rope scaling: linear and llama3 are read; other types and incomplete fields are refused, naming the field', () => {
+    const llama3 = { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    expect(parseModelConfig({ ...LLAMA, rope_scaling: llama3 }).rope_scaling).toEqual(llama3);
+    expect(parseModelConfig({ ...LLAMA, rope_scaling: { type: 'linear', factor: 2 } }).rope_scaling).toEqual({ rope_type: 'linear', factor: 2 });
+    expect(parseModelConfig({ ...LLAMA, rope_scaling: { rope_type: 'default' } }).rope_scaling).toBeNull();
+    // transformers v5 moves rope_theta (and the scaling) into rope_parameters
+    const v5 = parseModelConfig({ ...LLAMA, rope_theta: undefined, rope_scaling: undefined, rope_parameters: { rope_type: 'default', rope_theta: 500000 } });
+    expect([v5.rope_theta, v5.rope_scaling]).toEqual([500000, null]);
+    expect(configToJson(v5)).toMatchObject({ rope_theta: 500000, rope_scaling: null });
+    expect(configToJson(v5)).not.toHaveProperty('rope_parameters');
+    const cases: [unknown, RegExp][] = [
+      [{ rope_type: 'yarn', factor: 4 }, /m\/config\.json: field rope_scaling\.rope_type: rope scaling "yarn" is not implemented/],
+      [{ type: 'dynamic', factor: 2 }, /field rope_scaling\.rope_type: rope scaling "dynamic" is not implemented/],
+      [{ rope_type: 'llama3', factor: 8 }, /field rope_scaling\.low_freq_factor: must be a positive number/],
+      [{ rope_type: 'linear' }, /field rope_scaling\.factor/],
+      [{ rope_type: 'linear', factor: 2, attention_factor: 0.5 }, /field rope_scaling\.attention_factor/],
+      ['linear', /field rope_scaling: must be an object or null/],
+    ];
+    for (const [rs, re] of cases) {
+      expect(() => parseModelConfig({ ...LLAMA, rope_scaling: rs }, 'm/config.json')).toThrow(ConfigError);
+      expect(() => parseModelConfig({ ...LLAMA, rope_scaling: rs }, 'm/config.json')).toThrow(re);
+    }
+    expect(() => parseModelConfig({ ...LLAMA, rope_parameters: { rope_type: 'longrope', factor: 2 } }, 'm/config.json')).toThrow(
+      /field rope_parameters\.rope_type: rope scaling "longrope" is not implemented/,
     );
   });
 
@@ -108,7 +129,12 @@ describe('parseModelConfig', () => {
       [{ ...QWEN25_05B, vocab_size: -5 }, /field vocab_size/],
       [{ ...QWEN25_05B, hidden_act: 'gelu' }, /field hidden_act/],
       [{ ...QWEN25_05B, use_sliding_window: true }, /field use_sliding_window/],
-      [{ ...LLAMA, mlp_bias: true }, /field mlp_bias/],
+      [{ ...LLAMA, mlp_bias: true }, /field mlp_bias: MLP biases are not implemented/],
+      [{ ...LLAMA, attention_dropout: 0.1 }, /field attention_dropout: attention dropout is not implemented/],
+      [{ ...QWEN25_05B, layer_types: Array(24).fill('sliding_attention') }, /field layer_types\.0: only "full_attention"/],
+      [{ ...QWEN25_05B, layer_types: ['full_attention'] }, /field layer_types: has 1 entries for 24 layers/],
+      [{ ...LLAMA, partial_rotary_factor: 0.5 }, /field partial_rotary_factor/],
+      [{ ...LLAMA, num_attention_heads: 6, num_key_value_heads: 4 }, /field num_key_value_heads/],
       [{ ...QWEN25_05B, tie_word_embeddings: 'yes' }, /field tie_word_embeddings/],
     ];
     for (const [json, re] of cases) {

@@ -5,87 +5,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { forward, initWeights, Policy, prepareWeights, tinyConfig, weightSpecs, type HostTensor, type ModelConfig } from '../src/index.ts';
+import { forward, initWeights, Policy, preferLazyLayers, prepareWeights, tinyConfig, weightSpecs, type HostTensor, type ModelConfig } from '../src/index.ts';
 import { maxAbsDiff, sharpPolicy, testTokenizer, withBackend } from './helpers.ts';
-
-beforeAll(() => withBackend('cpu'));
-
-// ---- a direct, loop-based implementation of the Hugging Face Qwen2 forward pass (float64) ----------
+import { referenceLogits } from './reference.ts';
 
 type Mat = number[][];
-const row = (t: HostTensor, r: number): number[] => Array.from(t.data.subarray(r * t.shape[1]!, (r + 1) * t.shape[1]!));
-/** HF Linear: y = x W^T + b with W [out, in]. */
-function linear(x: number[], w: HostTensor, b?: HostTensor): number[] {
-  const [out, inp] = w.shape as [number, number];
-  const y: number[] = [];
-  for (let o = 0; o < out; o++) {
-    let s = b ? b.data[o]! : 0;
-    for (let i = 0; i < inp; i++) s += w.data[o * inp + i]! * x[i]!;
-    y.push(s);
-  }
-  return y;
-}
-function rmsNorm(x: number[], w: HostTensor, eps: number): number[] {
-  const ms = x.reduce((a, v) => a + v * v, 0) / x.length;
-  return x.map((v, i) => (v / Math.sqrt(ms + eps)) * w.data[i]!);
-}
-/** HF apply_rotary_pos_emb on one head vector: x * cos + rotate_half(x) * sin, rotate_half([a, b]) = [-b, a]. */
-function rope(x: number[], pos: number, theta: number): number[] {
-  const hd = x.length;
-  const half = hd / 2;
-  const out = new Array<number>(hd);
-  for (let j = 0; j < half; j++) {
-    const ang = pos * Math.pow(theta, -(2 * j) / hd);
-    const [c, s] = [Math.cos(ang), Math.sin(ang)];
-    out[j] = x[j]! * c - x[j + half]! * s;
-    out[j + half] = x[j + half]! * c + x[j]! * s;
-  }
-  return out;
-}
-const silu = (v: number) => v / (1 + Math.exp(-v));
 
-/** logits [T][V] of one unpadded sequence. */
-function referenceLogits(cfg: ModelConfig, w: Map<string, HostTensor>, ids: number[]): Mat {
-  const { head_dim: hd, num_attention_heads: H, num_key_value_heads: Hkv, rms_norm_eps: eps } = cfg;
-  const G = H / Hkv;
-  const W = (n: string) => w.get(n)!;
-  let xs = ids.map((id) => row(W('model.embed_tokens.weight'), id));
-  for (let l = 0; l < cfg.num_hidden_layers; l++) {
-    const p = `model.layers.${l}.`;
-    const b = (n: string) => (cfg.attention_bias ? W(`${p}self_attn.${n}_proj.bias`) : undefined);
-    const hs = xs.map((x) => rmsNorm(x, W(p + 'input_layernorm.weight'), eps));
-    const heads = (v: number[], n: number) => Array.from({ length: n }, (_, h) => v.slice(h * hd, (h + 1) * hd));
-    const q = hs.map((h, t) => heads(linear(h, W(p + 'self_attn.q_proj.weight'), b('q')), H).map((v) => rope(v, t, cfg.rope_theta)));
-    const k = hs.map((h, t) => heads(linear(h, W(p + 'self_attn.k_proj.weight'), b('k')), Hkv).map((v) => rope(v, t, cfg.rope_theta)));
-    const v = hs.map((h) => heads(linear(h, W(p + 'self_attn.v_proj.weight'), b('v')), Hkv));
-    const attn = q.map((qt, t) => {
-      const out: number[] = [];
-      for (let h = 0; h < H; h++) {
-        const kv = Math.floor(h / G); // repeat_kv
-        const scores = Array.from({ length: t + 1 }, (_, s) => qt[h]!.reduce((a, qi, i) => a + qi * k[s]![kv]![i]!, 0) / Math.sqrt(hd));
-        const m = Math.max(...scores);
-        const e = scores.map((sc) => Math.exp(sc - m));
-        const z = e.reduce((a, c) => a + c, 0);
-        for (let i = 0; i < hd; i++) out.push(e.reduce((a, es, s) => a + (es / z) * v[s]![kv]![i]!, 0));
-      }
-      return out;
-    });
-    xs = xs.map((x, t) => {
-      const o = linear(attn[t]!, W(p + 'self_attn.o_proj.weight'));
-      const h1 = x.map((xi, i) => xi + o[i]!);
-      const n = rmsNorm(h1, W(p + 'post_attention_layernorm.weight'), eps);
-      const g = linear(n, W(p + 'mlp.gate_proj.weight'));
-      const u = linear(n, W(p + 'mlp.up_proj.weight'));
-      const d = linear(
-        g.map((gi, i) => silu(gi) * u[i]!),
-        W(p + 'mlp.down_proj.weight'),
-      );
-      return h1.map((hi, i) => hi + d[i]!);
-    });
-  }
-  const head = W(cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-  return xs.map((x) => linear(rmsNorm(x, W('model.norm.weight'), eps), head));
-}
+beforeAll(() => withBackend('cpu'));
 
 /** Host weights with every tensor random (including norms and biases), so every term of the formula matters. */
 function randomWeights(cfg: ModelConfig, seed: number): Map<string, HostTensor> {
@@ -184,6 +110,23 @@ describe('padding', () => {
       return z[next]! - m - Math.log(z.reduce((a, v) => a + Math.exp(v - m), 0));
     });
     expect(maxAbsDiff(t2, direct2)).toBeLessThan(1e-4);
+    p.dispose();
+  });
+
+  test('lazily prepared layers (large models) give identical logits, and free their copies', () => {
+    const p = sharpPolicy({ seed: 5 });
+    const ids = [p.tokenizer.encode('what is 12+30?')];
+    const run = (lazyLayers: boolean) =>
+      tf.tidy(() => forward(p.config, prepareWeights(p.config, p.weights, { lazyLayers }), { ids }).logits.arraySync() as number[][][]);
+    expect(run(true)).toEqual(run(false));
+    const w = prepareWeights(p.config, p.weights, { lazyLayers: true });
+    expect(w.layers).toEqual([]);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => void forward(p.config, w, { ids }));
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([w.lmHead, w.rot]);
+    expect(preferLazyLayers(p.config)).toBe(false);
+    expect(preferLazyLayers({ ...p.config, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, head_dim: 64, num_attention_heads: 14, num_key_value_heads: 2 })).toBe(true);
     p.dispose();
   });
 

@@ -152,8 +152,10 @@ describe('load errors name the missing or bad file', () => {
     const d = await checkpoint('bad');
     const cfgPath = join(d, 'config.json');
     const cfg = JSON.parse(await readFile(cfgPath, 'utf8'));
-    await writeFile(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { type: 'linear', factor: 2 } }));
-    await expect(Policy.load(d)).rejects.toThrow(new RegExp(`${cfgPath}: field rope_scaling`));
+    await writeFile(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { type: 'yarn', factor: 2 } }));
+    await expect(Policy.load(d)).rejects.toThrow(new RegExp(`${cfgPath}: field rope_scaling.rope_type: rope scaling "yarn" is not implemented`));
+    await writeFile(cfgPath, JSON.stringify({ ...cfg, vocab_size: 5 }));
+    await expect(Policy.load(d)).rejects.toThrow(new RegExp(`${cfgPath}: field vocab_size: 5 is smaller than the \\d+ tokens of ${join(d, 'tokenizer.json')}`));
     await writeFile(cfgPath, JSON.stringify(cfg));
 
     const wPath = join(d, 'model.safetensors');
@@ -187,7 +189,7 @@ describe('load errors name the missing or bad file', () => {
 
   test('a tokenizer larger than vocab_size is rejected', () => {
     const p = randomPolicy();
-    expect(() => Policy.fromWeights({ ...p.config, vocab_size: 5 }, p.tokenizer, new Map())).toThrow(/vocab_size is 5/);
+    expect(() => Policy.fromWeights({ ...p.config, vocab_size: 5 }, p.tokenizer, new Map())).toThrow(/field vocab_size: 5 is smaller than the \d+ tokens/);
     p.dispose();
   });
 });

@@ -22,7 +22,9 @@ export const defaultArithTaskOptions: ArithTaskOptions = {
 
 /**
  * Write the bundled arithmetic task into `dir`: train.parquet (no answer column), eval.parquet
- * (with answers), sft.parquet (noisy solutions for pretraining) and task.json (the options).
+ * (with answers), sft.parquet (noisy solutions for pretraining), train-labeled.parquet and
+ * sft-gold.parquet (the training questions' answers and correct solutions, for the supervised
+ * baselines only) and task.json (the options).
  */
 export function writeArithmeticTask(dir: string, options: ArithTaskOptions = defaultArithTaskOptions): Record<string, number> {
   const train = sampleProblems('train', options.trainCount, options.seed);
@@ -40,6 +42,14 @@ export function writeArithmeticTask(dir: string, options: ArithTaskOptions = def
     };
   });
   writeParquet(join(dir, 'sft.parquet'), sftSpec, sft);
+  // For the supervised baselines only (GRPO with gold answers, SFT on gold solutions):
+  // the EMPO training path reads train.parquet, which has no answer column.
+  writeParquet(join(dir, 'train-labeled.parquet'), labeledQueriesSpec,
+    train.map((p, i) => ({ question_id: `train-${i}`, question: p.question, answer: String(p.answer) })));
+  writeParquet(join(dir, 'sft-gold.parquet'), sftSpec, train.map((p) => ({
+    prompt: options.promptTemplate.split('{question}').join(p.question),
+    completion: p.solution,
+  })));
   writeJsonAtomic(join(dir, 'task.json'), { generator: 'arithmetic', ...options });
   return { train: train.length, eval: evalSet.length, sft: sft.length };
 }

@@ -34,7 +34,7 @@ describe('arithmetic task', () => {
     const dir = mkdtempSync(join(tmpdir(), 'empo-task-'));
     writeArithmeticTask(dir, defaultArithTaskOptions);
     const bundled = join(import.meta.dirname, '../../../data/tasks/arith');
-    for (const f of ['train.parquet', 'eval.parquet', 'sft.parquet']) {
+    for (const f of ['train.parquet', 'eval.parquet', 'sft.parquet', 'train-labeled.parquet', 'sft-gold.parquet']) {
       expect(readFileSync(join(dir, f)).equals(readFileSync(join(bundled, f))), f).toBe(true);
     }
     const train = readParquetRows(join(dir, 'train.parquet'), queriesSpec);

@@ -23,6 +23,7 @@ export function stageKey(stage: string, config: ReturnType<typeof configFrom>): 
       const step = steps.length ? steps[steps.length - 1]! : null;
       return {
         stage, run: config.run, step, seed: config.seed, clusterer: config.clusterer,
+        gold_answers: config.clusterer.reward === 'gold' && config.clusterer.gold_answers ? hashPath(config.clusterer.gold_answers) : null,
         rollouts: step === null ? 'absent' : hashPath(layout.rolloutsPath(step)),
       };
     }

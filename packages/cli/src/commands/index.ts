@@ -1,8 +1,10 @@
 import { cacheKey } from './cache-key.ts';
 import { config } from './config.ts';
 import { genData } from './gen-data.ts';
+import { entropy, grade } from './grade.ts';
 import { mainJob } from './main-job.ts';
 import { report } from './report.ts';
+import { results } from './results.ts';
 import { sft } from './sft.ts';
 import { cluster, evaluate, sample, step, train, trainStep } from './stages.ts';
 import type { Command } from './types.ts';
@@ -16,7 +18,10 @@ export const commands: Record<string, Command> = {
   train,
   eval: evaluate,
   report,
+  results,
   sft,
+  grade,
+  entropy,
   'gen-data': genData,
   config,
   'cache-key': cacheKey,

