@@ -21,6 +21,8 @@ export const samplerConfigSchema = z.strictObject({
     .describe('Nucleus sampling mass; 1.0 disables it.'),
   prompt_template: z.string().default('{question}\n')
     .describe('Prompt text; {question} is replaced by the question.'),
+  engine: z.enum(['local', 'openai']).default('local')
+    .describe('Where completions come from: local (the TensorFlow.js policy in this process) or openai (an OpenAI-compatible server: the openai section, e.g. vLLM, SGLang, llama.cpp or `empo serve`).'),
 });
 
 export const clustererConfigSchema = z.strictObject({
@@ -79,6 +81,40 @@ export const evaluatorConfigSchema = z.strictObject({
   top_p: z.number().gt(0).max(1).default(1).describe('Nucleus mass of the k sampled completions.'),
   limit: z.number().int().positive().nullable().default(null).describe('Evaluate only the first N questions; null = all.'),
   batch_size: z.number().int().positive().default(256).describe('Sequences per generation call.'),
+  engine: z.enum(['local', 'openai']).default('local')
+    .describe('Where completions come from: local (the checkpoint in this process) or openai (an OpenAI-compatible server: the openai section).'),
+  benchmarks: z.array(z.union([
+    z.string(),
+    z.strictObject({
+      name: z.string().describe('Benchmark name: one of the built-in ones (math500, gsm8k, aime24, amc23, minerva_math, olympiadbench, mmlu_stem) or any name for a custom file.'),
+      path: z.string().optional().describe('JSONL or Parquet file; default <datasets_dir>/<name>/test.jsonl for built-in names.'),
+      question_field: z.string().optional().describe('Field holding the question (custom files; default question).'),
+      answer_field: z.string().optional().describe('Field holding the reference answer or a solution ending in \\boxed{} / #### (custom files; default answer).'),
+      choices_field: z.string().optional().describe('Field holding a list of options: makes it a multiple-choice benchmark (the answer is a 0-based index or a letter).'),
+      template: z.string().optional().describe('Prompt template ({question}; {choices} for the listed options); default the benchmark\'s.'),
+      limit: z.number().int().positive().optional().describe('Evaluate only the first N questions of this benchmark.'),
+    }),
+  ])).default([])
+    .describe('Labeled benchmarks to evaluate on (names of built-in ones, or objects for custom JSONL/Parquet files); [] = the eval_queries file with sampler.prompt_template.'),
+  datasets_dir: z.string().default('../shared/datasets')
+    .describe('Folder holding the built-in benchmarks as <name>/test.jsonl.'),
+  chat: z.boolean().default(false)
+    .describe('Render benchmark prompts as a user message with the tokenizer\'s chat template (for instruction-tuned models).'),
+});
+
+export const openaiConfigSchema = z.strictObject({
+  base_url: z.string().default('http://127.0.0.1:8000/v1')
+    .describe('Base URL of the OpenAI-compatible API (ending in /v1), used when sampler.engine or evaluator.engine is openai.'),
+  model: z.string().nullable().default(null)
+    .describe('Model name sent with each request; null = the first model the server lists at /v1/models.'),
+  api_key_env: z.string().nullable().default('OPENAI_API_KEY')
+    .describe('Name of the environment variable holding the API key (sent as a Bearer token when set). The key itself never goes in a config, log or file.'),
+  batch_size: z.number().int().positive().default(16)
+    .describe('Prompts per /v1/completions request (the API takes a list of prompts).'),
+  concurrency: z.number().int().positive().default(4).describe('Requests in flight at once.'),
+  max_retries: z.number().int().min(0).default(5)
+    .describe('Retries of a failed request (connection error, 408, 429, 5xx) with exponential backoff.'),
+  timeout_s: z.number().positive().default(600).describe('Timeout of one request, in seconds.'),
 });
 
 export const configSchema = z.strictObject({
@@ -97,6 +133,7 @@ export const configSchema = z.strictObject({
   clusterer: clustererConfigSchema.prefault({}),
   trainer: trainerConfigSchema.prefault({}),
   evaluator: evaluatorConfigSchema.prefault({}),
+  openai: openaiConfigSchema.prefault({}),
 });
 
 export type EmpoConfig = z.infer<typeof configSchema>;
@@ -104,6 +141,8 @@ export type SamplerConfig = EmpoConfig['sampler'];
 export type ClustererConfig = EmpoConfig['clusterer'];
 export type TrainerConfig = EmpoConfig['trainer'];
 export type EvaluatorConfig = EmpoConfig['evaluator'];
+export type OpenAIConfig = EmpoConfig['openai'];
+export type BenchmarkConfig = EvaluatorConfig['benchmarks'][number];
 
 /** Config files looked up in the working directory when no --config is given. */
 export const defaultConfigFiles = ['empo.config.json', 'empo.config.yaml', 'empo.config.yml'];

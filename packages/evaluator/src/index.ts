@@ -1,5 +1,12 @@
-export { evaluatePolicy, summarize, type EvalSummary } from './evaluate.ts';
+export {
+  BUILT_IN_NAMES, CHOICE_TEMPLATE, MATH_TEMPLATE, checkReferences, loadBenchmark, loadBenchmarks, readRecords, renderBenchmarkPrompt,
+  type BenchmarkItem, type ReferenceCheck, type ReferenceMiss,
+} from './benchmarks.ts';
+export {
+  evaluateItems, evaluateItemsRemote, evaluatePolicy, gradeItem, itemsFromQueries, summarize, summarizeBenchmarks,
+  type BenchmarkEvalSummary, type BenchmarkSampleRow, type EvalItem, type EvalSummary,
+} from './evaluate.ts';
 export { passAtK, questionMetrics, type QuestionSamples } from './metrics.ts';
 export { lineChart, type Series } from './plot.ts';
 export { readRunData, renderReport, runPlots, writeReport, type RunData } from './report.ts';
-export { evaluateStep, readEvalQueries, runEvaluator } from './stage.ts';
+export { benchmarkSamplesSpec, evalItems, evaluateStep, readEvalQueries, runEvaluator, writeEvalResults } from './stage.ts';

@@ -4,13 +4,14 @@ import {
   RunLayout, clustersSpec, metricsSpec, parseStepName, readParquetRows, rolloutsSpec, writeFileAtomic,
   type ClusterRow, type MetricsRow, type RolloutRow,
 } from '@empo/core';
-import type { EvalSummary } from './evaluate.ts';
+import type { BenchmarkEvalSummary, EvalSummary } from './evaluate.ts';
 import { escapeXml, lineChart } from './plot.ts';
 
 export interface RunData {
   run: string;
   metrics: MetricsRow[];
-  evals: EvalSummary[];
+  /** Held-out evaluations by step (with per-benchmark figures when benchmarks were evaluated). */
+  evals: (EvalSummary & Partial<Pick<BenchmarkEvalSummary, 'benchmarks'>>)[];
   samples: { rollouts: RolloutRow[]; clusters: ClusterRow[]; step: number } | null;
 }
 
@@ -21,7 +22,7 @@ export function readRunData(layout: RunLayout): RunData {
   const evals = existsSync(evalRoot)
     ? readdirSync(evalRoot)
       .filter((name) => parseStepName(name) !== null && existsSync(join(evalRoot, name, 'summary.json')))
-      .map((name) => JSON.parse(readFileSync(join(evalRoot, name, 'summary.json'), 'utf8')) as EvalSummary)
+      .map((name) => JSON.parse(readFileSync(join(evalRoot, name, 'summary.json'), 'utf8')) as RunData['evals'][number])
       .sort((a, b) => a.step - b.step)
     : [];
   const withClusters = layout.stepsWith('clusters.parquet');
@@ -40,10 +41,15 @@ function table(headers: string[], rows: string[][], id?: string): string {
     rows.map((r) => `<tr>${r.map((c) => `<td>${escapeXml(c)}</td>`).join('')}</tr>`).join('') + '</tbody></table>';
 }
 
+/** Benchmarks seen in any evaluation, in first-seen order. */
+function benchmarkNames(data: RunData): string[] {
+  return [...new Set(data.evals.flatMap((e) => Object.keys(e.benchmarks ?? {})))];
+}
+
 /** The plots of a run as SVG documents, by file name. */
 export function runPlots(data: RunData): Record<string, string> {
   const steps = (f: (m: MetricsRow) => number) => data.metrics.map((m) => ({ x: m.step, y: f(m) }));
-  const evalSeries = (name: string, f: (e: EvalSummary) => number | null) =>
+  const evalSeries = (name: string, f: (e: RunData['evals'][number]) => number | null) =>
     ({ name, points: data.evals.filter((e) => f(e) !== null).map((e) => ({ x: e.step, y: f(e)! })) });
   return {
     'reward.svg': lineChart('Training reward', [
@@ -59,6 +65,10 @@ export function runPlots(data: RunData): Record<string, string> {
       evalSeries('mean@k', (e) => e.mean_accuracy),
       evalSeries('maj@k', (e) => e.maj_accuracy),
     ], { xLabel: 'step' }),
+    ...(benchmarkNames(data).length > 1 ? {
+      'benchmarks.svg': lineChart('Greedy accuracy per benchmark', benchmarkNames(data).map((b) =>
+        evalSeries(b, (e) => e.benchmarks?.[b]?.greedy_accuracy ?? null)), { xLabel: 'step' }),
+    } : {}),
     'diversity.svg': lineChart('Answer diversity across questions', [
       { name: 'distinct majority answers', points: steps((m) => m.distinct_answer_share) },
     ], { xLabel: 'step' }),
@@ -71,13 +81,17 @@ export function renderReport(data: RunData): string {
   const base = data.evals.find((e) => e.step === 0);
   const final = data.evals.at(-1);
   const headline = base && final && final.step !== 0
-    ? table(['model', 'greedy accuracy', 'mean@k', 'maj@k', 'semantic entropy'], [
-      [`base (step 0)`, pct(base.greedy_accuracy), pct(base.mean_accuracy), pct(base.maj_accuracy), num(base.semantic_entropy)],
-      [`EMPO (step ${final.step})`, pct(final.greedy_accuracy), pct(final.mean_accuracy), pct(final.maj_accuracy), num(final.semantic_entropy)],
+    ? table(['model', 'greedy accuracy', 'mean@k', 'maj@k', 'pass@k', 'semantic entropy'], [
+      [`base (step 0)`, pct(base.greedy_accuracy), pct(base.mean_accuracy), pct(base.maj_accuracy), pct(base.pass_at_k), num(base.semantic_entropy)],
+      [`EMPO (step ${final.step})`, pct(final.greedy_accuracy), pct(final.mean_accuracy), pct(final.maj_accuracy), pct(final.pass_at_k), num(final.semantic_entropy)],
     ], 'headline')
     : '<p>No base and final evaluation yet (run <code>npx empo eval --step 0</code> and <code>npx empo eval</code>).</p>';
   const metricRows = data.metrics.map((m) => [String(m.step), num(m.reward), num(m.semantic_entropy), pct(m.kept_fraction),
     pct(m.distinct_answer_share), num(m.loss, 4), num(m.kl, 4), num(m.clip_ratio), num(m.grad_norm), num(m.completion_length, 1)]);
+  const evalRows = data.evals.map((e) => [String(e.step), String(e.questions), pct(e.greedy_accuracy), pct(e.mean_accuracy), pct(e.maj_accuracy),
+    pct(e.pass_at_k), num(e.semantic_entropy), pct(e.unextractable)]);
+  const benchRows = data.evals.flatMap((e) => Object.entries(e.benchmarks ?? {}).map(([b, s]) => [String(e.step), b, String(s.questions),
+    pct(s.greedy_accuracy), pct(s.mean_accuracy), pct(s.maj_accuracy), pct(s.pass_at_k), num(s.semantic_entropy)]));
   let samples = '';
   if (data.samples) {
     const byKey = new Map(data.samples.clusters.map((c) => [`${c.question_id}#${c.sample_index}`, c]));
@@ -107,6 +121,9 @@ small { color: #666; font-weight: normal; }
 k = ${final?.samples ?? '–'} samples per question for mean@k, maj@k and semantic entropy.</p>
 <h2>Base vs EMPO</h2>
 ${headline}
+<h2>Held-out evaluations</h2>
+${evalRows.length ? table(['step', 'questions', 'greedy', 'mean@k', 'maj@k', 'pass@k', 'semantic entropy', 'unextractable'], evalRows, 'evals') : '<p>No evaluations yet.</p>'}
+${benchRows.length ? `<h3>Per benchmark</h3>\n${table(['step', 'benchmark', 'questions', 'greedy', 'mean@k', 'maj@k', 'pass@k', 'semantic entropy'], benchRows, 'benchmarks')}` : ''}
 <h2>Curves</h2>
 <div class="plots">${Object.values(plots).join('\n')}</div>
 <h2>Per-step training metrics</h2>

@@ -60,5 +60,5 @@ export { applyChatTemplate, hasChatTemplate, type ChatMessage, type ChatTemplate
 export { formatMemory, memoryReport, peakMemoryMB, resetPeakMemory, rssMB, type MemoryReport } from './memory.ts';
 export { sampleToken, type Sample } from './sampling.ts';
 export { generate, generateUncached, type GenerateOptions, type GenerateResult, type GenerationModel } from './generate.ts';
-export { completionLogprobs, sequenceLogits, sequenceLogprobs, type LogprobOptions } from './logprobs.ts';
+export { completionLogprobs, fusedLogprobs, sequenceLogits, sequenceLogprobs, type LogprobOptions } from './logprobs.ts';
 export { Policy, type PolicyOptions, type PromptOptions, type SaveOptions } from './policy.ts';

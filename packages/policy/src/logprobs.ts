@@ -21,36 +21,82 @@ function rightPad(seqs: number[][], padId: number): { ids: number[][]; T: number
   return { ids: seqs.map((s) => (s.length === T ? s : [...s, ...new Array<number>(T - s.length).fill(padId)])), T };
 }
 
+/** Logit rows computed at once (bounds every [rows, V] block: 2^24 floats = 64 MB). */
+const LOGIT_BLOCK = 2 ** 24;
+
 /**
- * log_softmax(z[n])[target[n]] for z [N, V] (0 where target[n] < 0), without a [N, V] one-hot: the value is a
- * gather from the flattened logits minus logsumexp; the hand-written gradient is
- * dz = scatter(dy at the targets) - softmax(z) * dy, and the tape keeps only z.
+ * log_softmax(h[n] @ W / temperature)[target[n]] for hidden states h [N, D] and lm_head W [D, V] (0 where
+ * target[n] < 0): the lm_head matmul, log-softmax and pick fused and computed in blocks of rows, so neither
+ * the [N, V] logits nor a one-hot is ever stored. The hand-written gradient recomputes each block's logits
+ * (dz = (scatter(g at the targets) - softmax(z) g) / temperature, g = dy masked) and accumulates
+ * dh = dz @ W^T and dW = h^T @ dz block by block: the tape keeps only h and W.
  */
-function pickLogprobs(z: tf.Tensor2D, targets: Int32Array): tf.Tensor1D {
-  const [N, V] = z.shape;
-  if (N * V >= 2 ** 31) throw new Error(`pickLogprobs: ${N} x ${V} logits are too many for int32 indexing; use smaller batches`);
-  const flat = new Int32Array(N);
-  const valid = new Float32Array(N);
-  for (let n = 0; n < N; n++) {
-    const t = targets[n]!;
-    flat[n] = n * V + Math.max(0, t);
-    valid[n] = t >= 0 ? 1 : 0;
+export function fusedLogprobs(h: tf.Tensor2D, W: tf.Tensor2D, targets: Int32Array, temperature = 1, blockFloats = LOGIT_BLOCK): tf.Tensor1D {
+  const [N, D] = h.shape;
+  const V = W.shape[1];
+  if (targets.length !== N) throw new Error(`fusedLogprobs: ${targets.length} targets for ${N} rows`);
+  const rows = Math.max(1, Math.min(N, Math.floor(blockFloats / V)));
+  const blocks: { start: number; n: number; idx: Int32Array; mask: Float32Array }[] = [];
+  for (let start = 0; start < N; start += rows) {
+    const n = Math.min(rows, N - start);
+    const idx = new Int32Array(n);
+    const mask = new Float32Array(n);
+    for (let k = 0; k < n; k++) {
+      const t = targets[start + k]!;
+      if (t >= V) throw new Error(`fusedLogprobs: target ${t} out of range [0, ${V})`);
+      idx[k] = k * V + Math.max(0, t);
+      mask[k] = t >= 0 ? 1 : 0;
+    }
+    blocks.push({ start, n, idx, mask });
   }
-  const idx = tf.tensor1d(flat, 'int32');
-  const mask = tf.tensor1d(valid);
-  const f = tf.customGrad((zIn, save) => {
-    const Z = zIn as tf.Tensor2D;
-    (save as tf.GradSaveFunc)([Z, idx, mask]);
+  const logitsOf = (H: tf.Tensor2D, Wm: tf.Tensor2D, b: (typeof blocks)[number]) => {
+    const z = tf.matMul(blocks.length === 1 ? H : tf.slice(H, [b.start, 0], [b.n, D]), Wm); // [n, V]
+    return temperature === 1 ? z : tf.div(z, temperature);
+  };
+  const f = tf.customGrad((hIn, wIn, save) => {
+    const [H, Wm] = [hIn as tf.Tensor2D, wIn as tf.Tensor2D];
+    (save as tf.GradSaveFunc)([H, Wm]);
+    const parts = blocks.map((b) =>
+      tf.tidy(() => {
+        const z = logitsOf(H, Wm, b);
+        const picked = tf.sub(tf.gather(tf.reshape(z, [-1]), tf.tensor1d(b.idx, 'int32')), tf.logSumExp(z, -1));
+        return tf.mul(picked, tf.tensor1d(b.mask));
+      }),
+    );
+    const value = parts.length === 1 ? parts[0]! : tf.concat(parts);
+    if (parts.length > 1) tf.dispose(parts);
     return {
-      value: tf.tidy(() => tf.mul(tf.sub(tf.gather(tf.reshape(Z, [-1]), idx), tf.logSumExp(Z, -1)), mask)),
-      gradFunc: (dy: tf.Tensor, [Zs, ids, m]: tf.Tensor[]) => {
-        const g = tf.mul(dy, m!); // [N]
-        const hit = tf.reshape(tf.scatterND(tf.reshape(ids!, [-1, 1]), g, [N * V]), [N, V]);
-        return tf.sub(hit, tf.mul(tf.softmax(Zs!), tf.expandDims(g, 1)));
+      value,
+      gradFunc: (dy: tf.Tensor, [Hs, Ws]: tf.Tensor[]) => {
+        const [H2, W2] = [Hs as tf.Tensor2D, Ws as tf.Tensor2D];
+        const Wt = tf.transpose(W2); // [V, D]
+        const dH: tf.Tensor[] = [];
+        let dW: tf.Tensor | null = null;
+        for (const b of blocks) {
+          const [dHb, dWb] = tf.tidy(() => {
+            const g = tf.mul(blocks.length === 1 ? dy : tf.slice(dy, [b.start], [b.n]), tf.tensor1d(b.mask)); // [n]
+            const hit = tf.reshape(tf.scatterND(tf.reshape(tf.tensor1d(b.idx, 'int32'), [-1, 1]), g, [b.n * V]), [b.n, V]);
+            let dz = tf.sub(hit, tf.mul(tf.softmax(logitsOf(H2, W2, b)), tf.expandDims(g, 1))); // [n, V]
+            if (temperature !== 1) dz = tf.div(dz, temperature);
+            const hb = blocks.length === 1 ? H2 : tf.slice(H2, [b.start, 0], [b.n, D]);
+            return [tf.matMul(dz, Wt), tf.matMul(tf.transpose(hb), dz)]; // [n, D], [D, V]
+          });
+          dH.push(dHb);
+          if (dW === null) dW = dWb;
+          else {
+            const sum: tf.Tensor = tf.add(dW, dWb);
+            tf.dispose([dW, dWb]);
+            dW = sum;
+          }
+        }
+        Wt.dispose();
+        const dHall = dH.length === 1 ? dH[0]! : tf.concat(dH);
+        if (dH.length > 1) tf.dispose(dH);
+        return [dHall, dW!];
       },
     };
   });
-  return f(z) as tf.Tensor1D;
+  return f(h, W) as tf.Tensor1D;
 }
 
 /**
@@ -94,14 +140,11 @@ export function sequenceLogprobs(
   });
   return tf.tidy(() => {
     // Only the first T-1 positions predict something; the model never sees a row's last token as input.
-    const { logits } = forward(cfg, prepareWeights(cfg, weights), { ids: ids.map((s) => s.slice(0, T - 1)) }); // [B, T-1, V]
-    const z = tf.reshape(temperature === 1 ? logits : tf.div(logits, temperature), [B * (T - 1), V]) as tf.Tensor2D;
-    return tf.reshape(pickLogprobs(z, targets), [B, T - 1]) as tf.Tensor2D;
+    const w = prepareWeights(cfg, weights);
+    const { hidden } = forward(cfg, w, { ids: ids.map((s) => s.slice(0, T - 1)) }, { hiddenOnly: true }); // [B*(T-1), D]
+    return tf.reshape(fusedLogprobs(hidden, w.lmHead, targets, temperature), [B, T - 1]) as tf.Tensor2D;
   });
 }
-
-/** Logit rows computed at once by completionLogprobs (bounds the [rows, V] block: 2^24 floats = 64 MB). */
-const LOGIT_BLOCK = 2 ** 24;
 
 /**
  * Non-differentiable: per sequence, the log-probs of each completion token given its prompt and the

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, expect, test } from 'vitest';
-import type { ModelConfig, Policy } from '../src/index.ts';
+import { fusedLogprobs, type ModelConfig, type Policy } from '../src/index.ts';
 import { sharpPolicy, withBackend } from './helpers.ts';
 
 beforeAll(() => withBackend('cpu'));
@@ -95,4 +95,34 @@ test('short sequences (decode-style transposeB scores) also differentiate correc
   const p = sharpPolicy({ seed: 23, numLayers: 1, numHeads: 2, numKvHeads: 2 }); // G * T <= 8 query rows
   compareGradients(p, [p.tokenizer.encode('1+2=3'), p.tokenizer.encode('4*5=2')]);
   p.dispose();
+});
+
+test('fused lm_head + log-softmax + pick: blocks of rows give the values and gradients of the plain formula', () => {
+  const [N, D, V] = [10, 6, 23];
+  const h = tf.randomNormal([N, D], 0, 1, 'float32', 1) as tf.Tensor2D;
+  const W = tf.randomNormal([D, V], 0, 1, 'float32', 2) as tf.Tensor2D;
+  const targets = Int32Array.from({ length: N }, (_, i) => (i % 4 === 3 ? -1 : (i * 7) % V)); // -1: no target
+  const coef = tf.linspace(0.5, 2, N);
+  const T = 0.7;
+  const plain = (hh: tf.Tensor2D, ww: tf.Tensor2D) => {
+    const ls = tf.logSoftmax(tf.div(tf.matMul(hh, ww), T));
+    const oh = tf.tensor2d(Array.from(targets, (t) => Array.from({ length: V }, (_, v) => (v === t ? 1 : 0))));
+    return tf.sum(tf.mul(ls, oh), -1);
+  };
+  const grads = (f: (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor) => {
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(hv, wv), coef)) as tf.Scalar, [hv, wv]);
+    return [value.dataSync()[0]!, Array.from(grads[hv.name]!.dataSync()), Array.from(grads[wv.name]!.dataSync())] as const;
+  };
+  const hv = tf.variable(h);
+  const wv = tf.variable(W);
+  const want = grads(plain);
+  for (const blockFloats of [V * N, V * 3, 1]) {
+    const got = grads((a, b) => fusedLogprobs(a, b, targets, T, blockFloats));
+    expect(Math.abs(got[0] - want[0])).toBeLessThan(1e-4);
+    expect(Math.max(...got[1].map((g, i) => Math.abs(g - want[1][i]!)))).toBeLessThan(1e-4);
+    expect(Math.max(...got[2].map((g, i) => Math.abs(g - want[2][i]!)))).toBeLessThan(1e-4);
+  }
+  const values = fusedLogprobs(h, W, targets, T, V * 3).arraySync();
+  expect(values.filter((_, i) => i % 4 === 3).every((v) => v === 0)).toBe(true);
+  tf.dispose([h, W, hv, wv, coef]);
 });

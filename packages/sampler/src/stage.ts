@@ -2,9 +2,10 @@ import {
   EmpoError, RunLayout, log, queriesSpec, readParquetRows, rolloutsSpec, selectBackend, writeJsonAtomic, writeParquet,
   type EmpoConfig, type QueryRow, type RolloutRow,
 } from '@empo/core';
-import { Policy } from '@empo/policy';
+import { Policy, loadTokenizer } from '@empo/policy';
+import { OpenAIClient } from '@empo/server';
 import { questionsForStep } from './select.ts';
-import { sampleRollouts } from './sample.ts';
+import { sampleRollouts, sampleRolloutsRemote } from './sample.ts';
 
 /** The training questions, checked: a missing, mistyped or empty file is an error naming it. */
 export function readTrainQueries(config: EmpoConfig): QueryRow[] {
@@ -32,6 +33,22 @@ export async function runSampler(config: EmpoConfig): Promise<{ step: number; pa
   const layout = RunLayout.fromConfig(config);
   const step = layout.nextStep();
   const queries = readTrainQueries(config);
+  if (config.sampler.engine === 'openai') {
+    const modelDir = layout.modelDir(step - 1);
+    const client = OpenAIClient.fromConfig(config.openai);
+    const model = await client.resolveModel();
+    if (config.trainer.old_logprobs === 'sampler') {
+      log.warn('sampler.engine openai: the server\'s log-probs are taken before temperature/top-p and have none for EOS; set trainer.old_logprobs=recompute');
+    }
+    log.info(`sampler: step ${step}, ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations} from ${config.openai.base_url} (model ${model}); tokenizer of ${modelDir}`);
+    const tokenizer = await loadTokenizer(modelDir);
+    const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
+    const rows = await sampleRolloutsRemote(client, tokenizer, questions, config.sampler, { step, seed: config.seed });
+    writeJsonAtomic(layout.configPath, config);
+    writeParquet(layout.rolloutsPath(step), rolloutsSpec, rows);
+    log.info(`sampler: wrote ${layout.rolloutsPath(step)}`);
+    return { step, path: layout.rolloutsPath(step), rows: rows.length };
+  }
   await selectBackend(config.backend);
   const modelDir = layout.modelDir(step - 1);
   log.info(`sampler: step ${step}, model ${modelDir}, ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations}`);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { EmpoError, RunLayout, hashPath } from '@empo/core';
 import { configFrom, configOptions, parse } from '../args.ts';
 import type { Command } from './types.ts';
@@ -15,6 +16,7 @@ export function stageKey(stage: string, config: ReturnType<typeof configFrom>): 
       const step = layout.nextStep();
       return {
         stage, run: config.run, step, seed: config.seed, backend: config.backend, sampler: config.sampler,
+        openai: config.sampler.engine === 'openai' ? config.openai : null,
         model: hashPath(layout.modelDir(step - 1)), queries: hashPath(config.train_queries),
       };
     }
@@ -38,8 +40,13 @@ export function stageKey(stage: string, config: ReturnType<typeof configFrom>): 
     case 'eval': {
       const step = layout.latestCheckpointStep();
       return {
-        stage, run: config.run, step, backend: config.backend, evaluator: config.evaluator, template: config.sampler.prompt_template,
+        stage, run: config.run, step, seed: config.seed, backend: config.backend, evaluator: config.evaluator, template: config.sampler.prompt_template,
+        openai: config.evaluator.engine === 'openai' ? config.openai : null,
         model: hashPath(layout.modelDir(step)), queries: hashPath(config.eval_queries),
+        benchmarks: config.evaluator.benchmarks.map((b) => {
+          const spec = typeof b === 'string' ? { name: b } : b;
+          return hashPath(spec.path ?? join(config.evaluator.datasets_dir, spec.name, 'test.jsonl'));
+        }),
       };
     }
     default:

@@ -1,10 +1,13 @@
+import { benchmarks } from './benchmarks.ts';
 import { cacheKey } from './cache-key.ts';
 import { config } from './config.ts';
 import { genData } from './gen-data.ts';
 import { entropy, grade } from './grade.ts';
 import { mainJob } from './main-job.ts';
+import { generate, logprobs } from './model.ts';
 import { report } from './report.ts';
 import { results } from './results.ts';
+import { serve } from './serve.ts';
 import { sft } from './sft.ts';
 import { cluster, evaluate, sample, step, train, trainStep } from './stages.ts';
 import type { Command } from './types.ts';
@@ -18,6 +21,10 @@ export const commands: Record<string, Command> = {
   train,
   eval: evaluate,
   report,
+  benchmarks,
+  serve,
+  generate,
+  logprobs,
   results,
   sft,
   grade,

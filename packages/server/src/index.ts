@@ -1,0 +1,2 @@
+export { OpenAIClient, OpenAIError, type CompleteOptions, type OpenAIClientOptions, type RemoteCompletion } from './client.ts';
+export { PolicyServer, type ServerOptions } from './server.ts';
