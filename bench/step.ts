@@ -36,7 +36,7 @@ for (let step = 1; step <= steps; step++) {
   const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
   const rollouts = sampleRollouts(policy, questions, config.sampler, { step, seed: config.seed });
   const t1 = performance.now();
-  const clusters = clusterRollouts(rollouts, config.clusterer, config.seed, step);
+  const clusters = await clusterRollouts(rollouts, config.clusterer, config.seed, step);
   const t2 = performance.now();
   const metrics = session.train(rollouts, clusters);
   const t3 = performance.now();

@@ -1,5 +1,5 @@
 import { RunLayout, log, progress, selectBackend, type EmpoConfig, type MetricsRow } from '@empo/core';
-import { clusterStep, readGoldAnswers } from '@empo/clusterer';
+import { clusterStep, makeJudge, readGoldAnswers } from '@empo/clusterer';
 import { readTrainQueries, sampleStep } from '@empo/sampler';
 import { TrainerSession } from '@empo/trainer';
 
@@ -26,13 +26,14 @@ export async function trainLoop(
   for (const path of layout.removeStaleTemporaries()) log.info(`train: removed ${path}, left by a killed run`);
   await selectBackend(config.backend);
   log.info(`train: run '${config.run}' from step ${from} to ${steps}${from > 0 ? ' (resumed)' : ''}`);
+  const judge = await makeJudge(config.clusterer);
   const session = await TrainerSession.open(config, layout, from);
   const all: MetricsRow[] = [];
   const bar = progress('EMPO steps', steps - from);
   try {
     for (let step = from + 1; step <= steps; step++) {
       const rollouts = sampleStep(session.policy, queries, config, step);
-      const clusters = clusterStep(rollouts, config, step, goldAnswers);
+      const clusters = await clusterStep(rollouts, config, step, { goldAnswers, judge: judge?.judge });
       const metrics = session.train(rollouts, clusters);
       if (step % config.trainer.save_steps === 0 || step === steps) await session.save();
       all.push(metrics);
@@ -42,6 +43,7 @@ export async function trainLoop(
   } finally {
     bar.stop();
     session.dispose();
+    judge?.policy?.dispose();
   }
   return all;
 }

@@ -1,6 +1,9 @@
 import type { ClusterRow, ClustererConfig, RolloutRow } from '@empo/core';
 import { EmpoError, Rng } from '@empo/core';
-import { clusterAnswers, extractAnswer, getReward, guardAnswers, keepGroup, semanticEntropy } from '@empo/grader';
+import {
+  clusterAnswers, clusterAnswersAsync, extractAnswer, getReward, guardAnswers, judgeEquivalence, keepGroup, semanticEntropy,
+  answerMatches, type Clustering, type Judge,
+} from '@empo/grader';
 
 /** Group rollouts by question, keeping the order in which questions first appear. */
 export function groupByQuestion<T extends { question_id: string }>(rows: readonly T[]): T[][] {
@@ -18,13 +21,15 @@ export function groupByQuestion<T extends { question_id: string }>(rows: readonl
  * the completions themselves, except for the supervised `gold` baseline, which is given the
  * question's reference answer.
  */
-export function clusterGroup(group: readonly RolloutRow[], config: ClustererConfig, rng: Rng, reference?: string): ClusterRow[] {
+export async function clusterGroup(group: readonly RolloutRow[], config: ClustererConfig, rng: Rng, reference?: string, judge?: Judge): Promise<ClusterRow[]> {
   const sorted = [...group].sort((a, b) => a.sample_index - b.sample_index);
   // Empty answers count as unextractable (a guard against rewarding empty boxes).
-  const answers = guardAnswers(sorted.map((r) => extractAnswer(r.completion, 'math')));
-  const { clusterIds, clusterSizes } = clusterAnswers(answers);
+  const answers = guardAnswers(sorted.map((r) => extractAnswer(r.completion, config.answer_mode)));
+  const { clusterIds, clusterSizes }: Clustering = judge && config.answer_mode === 'text'
+    ? await clusterAnswersAsync(answers, judgeEquivalence(judge, { mode: 'text', question: sorted[0]?.question }))
+    : clusterAnswers(answers, config.answer_mode === 'math' ? undefined : (a, b) => answerMatches(a, b, config.answer_mode));
   const entropy = semanticEntropy(clusterIds);
-  const rewards = getReward(config.reward)({ answers, clusterIds, clusterSizes, rng, reference });
+  const rewards = getReward(config.reward)({ answers, clusterIds, clusterSizes, rng, reference, mode: config.answer_mode });
   const keep = keepGroup(
     { entropy, clusterSizes, groupSize: sorted.length },
     {
@@ -47,19 +52,21 @@ export function clusterGroup(group: readonly RolloutRow[], config: ClustererConf
 }
 
 /** Cluster every group of a step's rollouts. */
-export function clusterRollouts(
+export async function clusterRollouts(
   rollouts: readonly RolloutRow[],
   config: ClustererConfig,
   seed: number,
   step: number,
-  goldAnswers?: ReadonlyMap<string, string>,
-): ClusterRow[] {
+  options: { goldAnswers?: ReadonlyMap<string, string>; judge?: Judge } = {},
+): Promise<ClusterRow[]> {
   const rng = Rng.derive(seed, 'cluster', step);
-  return groupByQuestion(rollouts).flatMap((group) => {
-    const reference = goldAnswers?.get(group[0]!.question_id);
+  const out: ClusterRow[] = [];
+  for (const group of groupByQuestion(rollouts)) {
+    const reference = options.goldAnswers?.get(group[0]!.question_id);
     if (config.reward === 'gold' && reference === undefined) {
       throw new EmpoError(`clusterer.gold_answers has no answer for question '${group[0]!.question_id}'`);
     }
-    return clusterGroup(group, config, rng, reference);
-  });
+    out.push(...(await clusterGroup(group, config, rng, reference, options.judge)));
+  }
+  return out;
 }

@@ -1,2 +1,3 @@
 export { clusterGroup, clusterRollouts, groupByQuestion } from './cluster.ts';
+export { localYesNoScorer, makeJudge } from './judge.ts';
 export { clusterStep, clustererStep, readGoldAnswers, runClusterer } from './stage.ts';

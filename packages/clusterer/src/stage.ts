@@ -1,5 +1,7 @@
 import { EmpoError, RunLayout, clustersSpec, labeledQueriesSpec, log, readParquetRows, rolloutsSpec, writeJsonAtomic, writeParquet } from '@empo/core';
 import type { ClusterRow, EmpoConfig, LabeledQueryRow, RolloutRow } from '@empo/core';
+import type { Judge } from '@empo/grader';
+import { makeJudge } from './judge.ts';
 import { clusterRollouts } from './cluster.ts';
 
 /** The step the clusterer works on: the latest one that has rollouts. */
@@ -23,9 +25,14 @@ export function readGoldAnswers(config: EmpoConfig): Map<string, string> | undef
 }
 
 /** Cluster one step's rollouts and write <run>/step-k/clusters.parquet. */
-export function clusterStep(rollouts: readonly RolloutRow[], config: EmpoConfig, step: number, goldAnswers = readGoldAnswers(config)): ClusterRow[] {
+export async function clusterStep(
+  rollouts: readonly RolloutRow[],
+  config: EmpoConfig,
+  step: number,
+  options: { goldAnswers?: ReadonlyMap<string, string>; judge?: Judge } = { goldAnswers: readGoldAnswers(config) },
+): Promise<ClusterRow[]> {
   const layout = RunLayout.fromConfig(config);
-  const rows = clusterRollouts(rollouts, config.clusterer, config.seed, step, goldAnswers);
+  const rows = await clusterRollouts(rollouts, config.clusterer, config.seed, step, options);
   const groups = [...new Map(rows.map((r) => [r.question_id, r])).values()];
   const kept = groups.filter((r) => r.keep).length;
   const meanEntropy = groups.reduce((s, r) => s + r.entropy, 0) / groups.length;
@@ -42,7 +49,13 @@ export async function runClusterer(config: EmpoConfig, step?: number): Promise<{
   const target = step ?? clustererStep(layout);
   const rollouts = readParquetRows<RolloutRow>(layout.rolloutsPath(target), rolloutsSpec);
   if (rollouts.length === 0) throw new EmpoError(`${layout.rolloutsPath(target)}: no rollouts in the file`);
-  const rows = clusterStep(rollouts, config, target);
+  const judge = await makeJudge(config.clusterer);
+  let rows: ClusterRow[];
+  try {
+    rows = await clusterStep(rollouts, config, target, { goldAnswers: readGoldAnswers(config), judge: judge?.judge });
+  } finally {
+    judge?.policy?.dispose();
+  }
   const groups = [...new Map(rows.map((r) => [r.question_id, r])).values()];
   log.info(`clusterer: wrote ${layout.clustersPath(target)}`);
   return { step: target, path: layout.clustersPath(target), kept: groups.filter((g) => g.keep).length, groups: groups.length };

@@ -13,9 +13,9 @@ function rollout(questionId: string, sampleIndex: number, completion: string): R
 const config = parseConfig({}).clusterer;
 
 describe('clusterer', () => {
-  it('computes clusters, entropy and EMPO rewards on a hand-computed group', () => {
+  it('computes clusters, entropy and EMPO rewards on a hand-computed group', async () => {
     const group = ['x \\boxed{4}', 'y \\boxed{4.0}', 'z \\boxed{\\frac{8}{2}}', '\\boxed{5}', 'no answer here'].map((c, i) => rollout('q1', i, c));
-    const rows = clusterGroup(group, config, new Rng(0));
+    const rows = await clusterGroup(group, config, new Rng(0));
     expect(rows.map((r) => r.answer)).toEqual(['4', '4.0', '\\frac{8}{2}', '5', null]);
     expect(rows.map((r) => r.cluster_id)).toEqual([0, 0, 0, 1, 2]);
     expect(rows.map((r) => r.cluster_size)).toEqual([3, 3, 3, 1, 1]);
@@ -25,25 +25,25 @@ describe('clusterer', () => {
     expect(rows.every((r) => r.keep)).toBe(true);
   });
 
-  it('drops all-agree and all-different groups by default', () => {
-    const agree = clusterGroup([0, 1, 2, 3].map((i) => rollout('a', i, '\\boxed{7}')), config, new Rng(0));
+  it('drops all-agree and all-different groups by default', async () => {
+    const agree = await clusterGroup([0, 1, 2, 3].map((i) => rollout('a', i, '\\boxed{7}')), config, new Rng(0));
     expect(agree.every((r) => !r.keep && r.entropy === 0 && r.reward === 1)).toBe(true);
-    const differ = clusterGroup([0, 1, 2, 3].map((i) => rollout('d', i, `\\boxed{${i}}`)), config, new Rng(0));
+    const differ = await clusterGroup([0, 1, 2, 3].map((i) => rollout('d', i, `\\boxed{${i}}`)), config, new Rng(0));
     expect(differ[0]!.entropy).toBeCloseTo(Math.log(4), 12);
     expect(differ.every((r) => !r.keep)).toBe(true);
   });
 
-  it('applies the majority-share threshold and the majority reward', () => {
+  it('applies the majority-share threshold and the majority reward', async () => {
     const completions = ['\\boxed{1}', '\\boxed{1}', '\\boxed{2}', '\\boxed{3}', '\\boxed{4}', '\\boxed{5}'];
     const group = completions.map((c, i) => rollout('m', i, c));
-    const strict = clusterGroup(group, { ...config, min_majority_share: 0.5 }, new Rng(0));
+    const strict = await clusterGroup(group, { ...config, min_majority_share: 0.5 }, new Rng(0));
     expect(strict.every((r) => !r.keep)).toBe(true);
-    const majority = clusterGroup(group, { ...config, reward: 'majority' }, new Rng(0));
+    const majority = await clusterGroup(group, { ...config, reward: 'majority' }, new Rng(0));
     expect(majority.map((r) => r.reward)).toEqual([1, 1, 0, 0, 0, 0]);
   });
 
-  it('clusters each question separately, keeping sample order', () => {
-    const rows = clusterRollouts([rollout('b', 1, '\\boxed{2}'), rollout('a', 0, '\\boxed{1}'), rollout('b', 0, '\\boxed{2}')], config, 0, 1);
+  it('clusters each question separately, keeping sample order', async () => {
+    const rows = await clusterRollouts([rollout('b', 1, '\\boxed{2}'), rollout('a', 0, '\\boxed{1}'), rollout('b', 0, '\\boxed{2}')], config, 0, 1);
     expect(rows.map((r) => `${r.question_id}${r.sample_index}:${r.cluster_id}`)).toEqual(['b0:0', 'b1:0', 'a0:0']);
   });
 });

@@ -28,6 +28,25 @@ export const samplerConfigSchema = z.strictObject({
 export const clustererConfigSchema = z.strictObject({
   reward: z.enum(['empo', 'majority', 'random', 'format', 'gold']).default('empo')
     .describe('Reward: empo (cluster share), majority (TTRL), random, format, or gold (supervised baseline: needs gold_answers). Only gold reads labels.'),
+  answer_mode: z.enum(['math', 'choice', 'text']).default('math')
+    .describe('How answers are extracted and compared: math (boxed answer, math equivalence), choice (option letter), text (free form; normalized text, then the judge if set).'),
+  judge: z.discriminatedUnion('type', [
+    z.strictObject({
+      type: z.literal('openai'),
+      base_url: z.string().describe('OpenAI-compatible base URL of the verifier, ending in /v1.'),
+      model: z.string().describe('Verifier model name.'),
+      api_key_env: z.string().nullable().default(null).describe('Environment variable holding the API key (never logged).'),
+      endpoint: z.enum(['chat', 'completions']).default('chat').describe('Which endpoint to ask.'),
+      timeout_s: z.number().positive().default(30).describe('Request timeout.'),
+      bidirectional: z.boolean().default(false).describe('Ask both ways (a ~ b and b ~ a): the stricter bidirectional entailment.'),
+    }),
+    z.strictObject({
+      type: z.literal('local'),
+      model: z.string().describe('Model folder of a local verifier; P(Yes) vs P(No) of its next token.'),
+      bidirectional: z.boolean().default(false).describe('Ask both ways (a ~ b and b ~ a).'),
+    }),
+  ]).nullable().default(null)
+    .describe('Verifier judge for free-form answers (answer_mode text): an OpenAI-compatible endpoint or a local model; null = normalized text equality only.'),
   gold_answers: z.string().nullable().default(null)
     .describe('Labeled Parquet (question_id, question, answer) covering the training questions; read only when reward = gold.'),
   entropy_low: z.number().min(0).default(0)

@@ -197,9 +197,10 @@ export function completionLogprobs(
         const logits = tf.matMul(tf.slice(picked, [r0, 0], [n, -1]), w.lmHead); // [n, V]
         const z = temperature === 1 ? logits : tf.div(logits, temperature);
         const flat = Int32Array.from({ length: n }, (_, k) => k * V + targets[r0 + k]!);
-        return tf.sub(tf.gather(tf.reshape(z, [-1]), tf.tensor1d(flat, 'int32')), tf.logSumExp(z, -1)).dataSync() as Float32Array;
+        return tf.sub(tf.gather(tf.reshape(z, [-1]), tf.tensor1d(flat, 'int32')), tf.logSumExp(z, -1));
       });
-      values.set(part, r0);
+      values.set(part.dataSync() as Float32Array, r0);
+      part.dispose();
     }
   });
   let k = 0;

@@ -32,11 +32,15 @@ export function sampleToken(logits: ArrayLike<number>, offset: number, V: number
     return { token: best, logprob: max - logSumExp(logits, offset, V, 1, max) };
   }
   if (!rng) throw new Error('sampleToken: temperature > 0 needs an rng');
+  const inv = 1 / temperature;
   let max = -Infinity;
-  for (let i = 0; i < V; i++) max = Math.max(max, logits[offset + i]! / temperature);
-  const p = new Float64Array(V);
+  for (let i = 0; i < V; i++) {
+    const z = logits[offset + i]! * inv;
+    if (z > max) max = z;
+  }
+  const p = scratch(V);
   let total = 0;
-  for (let i = 0; i < V; i++) total += p[i] = Math.exp(logits[offset + i]! / temperature - max);
+  for (let i = 0; i < V; i++) total += p[i] = Math.exp(logits[offset + i]! * inv - max);
   const logTotal = Math.log(total);
   const u = rng.next();
   let token: number;
@@ -61,7 +65,14 @@ export function sampleToken(logits: ArrayLike<number>, offset: number, V: number
     while (kept < order.length && (kept === 0 || mass < topP * total)) mass += p[order[kept++]!]!;
     token = pick(p, order, kept, u * mass);
   }
-  return { token, logprob: logits[offset + token]! / temperature - max - logTotal };
+  return { token, logprob: logits[offset + token]! * inv - max - logTotal };
+}
+
+let SCRATCH = new Float64Array(0);
+/** A reused buffer of at least n doubles (sampling runs once per row per step: no allocation each time). */
+function scratch(n: number): Float64Array {
+  if (SCRATCH.length < n) SCRATCH = new Float64Array(n);
+  return SCRATCH.length === n ? SCRATCH : SCRATCH.subarray(0, n);
 }
 
 /** The index (through `order` if given) where the running sum of p first exceeds `target`. */
