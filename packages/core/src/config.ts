@@ -21,6 +21,8 @@ export const samplerConfigSchema = z.strictObject({
     .describe('Nucleus sampling mass; 1.0 disables it.'),
   prompt_template: z.string().default('{question}\n')
     .describe('Prompt text; {question} is replaced by the question.'),
+  chat: z.boolean().default(false)
+    .describe("Render the prompt as a user message with the tokenizer's chat template (for instruction-tuned models)."),
   engine: z.enum(['local', 'openai']).default('local')
     .describe('Where completions come from: local (the TensorFlow.js policy in this process) or openai (an OpenAI-compatible server: the openai section, e.g. vLLM, SGLang, llama.cpp or `empo serve`).'),
 });

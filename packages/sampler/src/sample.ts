@@ -26,7 +26,7 @@ export function sampleRollouts(
   for (let start = 0; start < questions.length; start += groupsPerBatch) {
     const batch = questions.slice(start, start + groupsPerBatch);
     const prompts = batch.map((q) => renderPrompt(config.prompt_template, q.question));
-    const promptIds = prompts.map((p) => policy.encodePrompt(p));
+    const promptIds = prompts.map((p) => policy.encodePrompt(p, { chat: config.chat }));
     const repeated = promptIds.flatMap((ids) => Array.from({ length: G }, () => ids));
     const out = policy.generate(repeated, {
       maxNewTokens: config.max_new_tokens,

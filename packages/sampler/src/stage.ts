@@ -2,7 +2,7 @@ import {
   EmpoError, RunLayout, log, queriesSpec, readParquetRows, rolloutsSpec, selectBackend, writeJsonAtomic, writeParquet,
   type EmpoConfig, type QueryRow, type RolloutRow,
 } from '@empo/core';
-import { Policy, loadTokenizer } from '@empo/policy';
+import { Policy, loadTokenizer, formatMemory } from '@empo/policy';
 import { OpenAIClient } from '@empo/server';
 import { questionsForStep } from './select.ts';
 import { sampleRollouts, sampleRolloutsRemote } from './sample.ts';
@@ -22,7 +22,7 @@ export function sampleStep(policy: Policy, queries: readonly QueryRow[], config:
   const rows = sampleRollouts(policy, questions, config.sampler, { step, seed: config.seed });
   const tokens = rows.reduce((n, r) => n + r.completion_ids.length, 0);
   const seconds = (Date.now() - start) / 1000;
-  log.info(`sampler: step ${step}, ${rows.length} completions, ${tokens} tokens in ${seconds.toFixed(1)}s (${Math.round(tokens / seconds)} tokens/s)`);
+  log.info(`sampler: step ${step}, ${rows.length} completions, ${tokens} tokens in ${seconds.toFixed(1)}s (${Math.round(tokens / seconds)} tokens/s); memory ${formatMemory()}`);
   writeJsonAtomic(layout.configPath, config);
   writeParquet(layout.rolloutsPath(step), rolloutsSpec, rows);
   return rows;

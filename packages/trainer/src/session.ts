@@ -4,7 +4,7 @@ import {
   EmpoError, RunLayout, log, metricsSpec, writeParquet,
   type ClusterRow, type EmpoConfig, type MetricsRow, type RolloutRow,
 } from '@empo/core';
-import { Policy } from '@empo/policy';
+import { Policy, formatMemory } from '@empo/policy';
 import { AdamW } from './adamw.ts';
 import { loadOptimizerState, saveCheckpoint } from './checkpoint.ts';
 import { collapseWarning, stepMetrics } from './metrics.ts';
@@ -79,7 +79,7 @@ export class TrainerSession {
     log.info(
       `trainer: step ${step} loss ${metrics.loss.toFixed(4)} reward ${metrics.reward.toFixed(3)} entropy ${metrics.semantic_entropy.toFixed(3)} ` +
         `kept ${(metrics.kept_fraction * 100).toFixed(0)}% grad_norm ${metrics.grad_norm.toFixed(3)} clip ${metrics.clip_ratio.toFixed(3)} ` +
-        `${Math.round(metrics.tokens_per_second)} tokens/s`,
+        `${Math.round(metrics.tokens_per_second)} tokens/s; memory ${formatMemory()}`,
     );
     return metrics;
   }
