@@ -23,8 +23,12 @@ export function groupByQuestion<T extends { question_id: string }>(rows: readonl
  */
 export async function clusterGroup(group: readonly RolloutRow[], config: ClustererConfig, rng: Rng, reference?: string, judge?: Judge): Promise<ClusterRow[]> {
   const sorted = [...group].sort((a, b) => a.sample_index - b.sample_index);
-  // Empty answers count as unextractable (a guard against rewarding empty boxes).
-  const answers = guardAnswers(sorted.map((r) => extractAnswer(r.completion, config.answer_mode)));
+  // Empty answers (and, with copy_guard, answers copied from the question) count as unextractable.
+  const answers = guardAnswers(sorted.map((r) => extractAnswer(r.completion, config.answer_mode)), {
+    question: sorted[0]?.question,
+    responses: sorted.map((r) => r.completion),
+    copyGuard: config.copy_guard,
+  });
   const { clusterIds, clusterSizes }: Clustering = judge && config.answer_mode === 'text'
     ? await clusterAnswersAsync(answers, judgeEquivalence(judge, { mode: 'text', question: sorted[0]?.question }))
     : clusterAnswers(answers, config.answer_mode === 'math' ? undefined : (a, b) => answerMatches(a, b, config.answer_mode));

@@ -47,3 +47,16 @@ describe('clusterer', () => {
     expect(rows.map((r) => `${r.question_id}${r.sample_index}:${r.cluster_id}`)).toEqual(['b0:0', 'b1:0', 'a0:0']);
   });
 });
+
+describe('copy guard', () => {
+  it('gives reward 0 to an answer copied from the question when on', async () => {
+    const question = 'a=9 b=1+5 a+b=?';
+    const make = (i: number, completion: string): RolloutRow => ({ ...rollout('c', i, completion), question });
+    const group = [make(0, '1+5=6 9+6=15 \\boxed{15}'), make(1, '1+5=6 9+6=15 \\boxed{15}'), make(2, '9+1 \\boxed{5}'), make(3, '1+5=6 9+6=14 \\boxed{14}')];
+    const off = await clusterGroup(group, config, new Rng(0));
+    expect(off.map((r) => r.answer)).toEqual(['15', '15', '5', '14']);
+    const on = await clusterGroup(group, { ...config, copy_guard: true }, new Rng(0));
+    expect(on.map((r) => r.answer)).toEqual(['15', '15', null, '14']);
+    expect(on[2]!.reward).toBe(0);
+  });
+});

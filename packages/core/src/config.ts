@@ -30,6 +30,8 @@ export const samplerConfigSchema = z.strictObject({
 export const clustererConfigSchema = z.strictObject({
   reward: z.enum(['empo', 'majority', 'random', 'format', 'gold']).default('empo')
     .describe('Reward: empo (cluster share), majority (TTRL), random, format, or gold (supervised baseline: needs gold_answers). Only gold reads labels.'),
+  copy_guard: z.boolean().default(false)
+    .describe('Treat a numeric answer that only repeats numbers of the question (no new number in the work) as unextractable: reward 0. Guards against the copy shortcut.'),
   answer_mode: z.enum(['math', 'choice', 'text']).default('math')
     .describe('How answers are extracted and compared: math (boxed answer, math equivalence), choice (option letter), text (free form; normalized text, then the judge if set).'),
   judge: z.discriminatedUnion('type', [

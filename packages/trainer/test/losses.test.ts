@@ -164,3 +164,34 @@ describe('the update', () => {
     policy.dispose();
   });
 });
+
+describe('non-finite values', () => {
+  it('stop the step with a clear message and leave the weights untouched', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { RunLayout } = await import('@empo/core');
+    const { TrainerSession } = await import('../src/session.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'empo-nan-'));
+    const policy = tinyPolicy(8);
+    await policy.save(join(dir, 'base'));
+    const config = parseConfig({ runs_dir: join(dir, 'runs'), model: join(dir, 'base'), backend: 'cpu' });
+    const layout = RunLayout.fromConfig(config);
+    const session = await TrainerSession.open(config, layout, 0);
+    const prompt = policy.encodePrompt('a=1 b=2+3 a+b=?\n');
+    const rollouts: RolloutRow[] = [0, 1].map((i) => ({
+      step: 1, question_id: 'q', question: 'q', sample_index: i, prompt: '', completion: '', prompt_ids: prompt,
+      completion_ids: [5, 6], logprobs: [Number.NaN, -1], finished: true,
+    }));
+    const clusters: ClusterRow[] = [1, 0].map((reward, i) => ({
+      step: 1, question_id: 'q', sample_index: i, answer: String(i), cluster_id: i, cluster_size: 1, reward, entropy: 0.6, keep: true,
+    }));
+    const before = await session.policy.hostWeights();
+    expect(() => session.train(rollouts, clusters)).toThrow(/non-finite loss or gradient.*no update was applied and the last good checkpoint \(step 0\) is kept/);
+    const after = await session.policy.hostWeights();
+    for (const [name, w] of before) expect(Array.from(after.get(name)!.data), name).toEqual(Array.from(w.data));
+    expect(layout.checkpointSteps()).toEqual([]);
+    session.dispose();
+    policy.dispose();
+  });
+});
