@@ -329,3 +329,30 @@ export const MIXED =
   'def f(x):\n    return x ** 2  # square\n\n\tif x >= 0: print(f"{x:.3f}")\n' +
   'naïve café — “quotes” ‘single’ 12345678 3.14159 -42 1e-9 …';
 
+
+/** Qwen2.5-0.5B's config.json as published (494,032,768 parameters with tied embeddings). */
+export const QWEN25_05B = {
+  architectures: ['Qwen2ForCausalLM'],
+  attention_dropout: 0.0,
+  bos_token_id: 151643,
+  eos_token_id: 151643,
+  hidden_act: 'silu',
+  hidden_size: 896,
+  initializer_range: 0.02,
+  intermediate_size: 4864,
+  max_position_embeddings: 32768,
+  max_window_layers: 24,
+  model_type: 'qwen2',
+  num_attention_heads: 14,
+  num_hidden_layers: 24,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000.0,
+  sliding_window: 32768,
+  tie_word_embeddings: true,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.40.1',
+  use_cache: true,
+  use_sliding_window: false,
+  vocab_size: 151936,
+};

@@ -12,34 +12,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { formatMemory, memoryReport, peakMemoryMB, resetPeakMemory, rssMB } from '../src/index.ts';
 import { tempDir } from './helpers.ts';
-import { hfTensorShapes, QWEN_TOKENIZER_DIR, writeRandomBf16Safetensors } from './hf-fixtures.ts';
+import { hfTensorShapes, QWEN25_05B, QWEN_TOKENIZER_DIR, writeRandomBf16Safetensors } from './hf-fixtures.ts';
 
-/** Qwen2.5-0.5B's config.json as published (494,032,768 parameters with tied embeddings). */
-const QWEN25_05B = {
-  architectures: ['Qwen2ForCausalLM'],
-  attention_dropout: 0.0,
-  bos_token_id: 151643,
-  eos_token_id: 151643,
-  hidden_act: 'silu',
-  hidden_size: 896,
-  initializer_range: 0.02,
-  intermediate_size: 4864,
-  max_position_embeddings: 32768,
-  max_window_layers: 24,
-  model_type: 'qwen2',
-  num_attention_heads: 14,
-  num_hidden_layers: 24,
-  num_key_value_heads: 2,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000.0,
-  sliding_window: 32768,
-  tie_word_embeddings: true,
-  torch_dtype: 'bfloat16',
-  transformers_version: '4.40.1',
-  use_cache: true,
-  use_sliding_window: false,
-  vocab_size: 151936,
-};
 
 const LIMIT_MB = 6 * 1024;
 const here = dirname(fileURLToPath(import.meta.url));
