@@ -53,6 +53,18 @@ export function clusterAnswers(
   options?: EquivalenceOptions,
 ): Clustering {
   const eq = equivalent === undefined || equivalent === answersEquivalent ? preparedEquivalence(options) : equivalent;
+  const steps = greedyClustering(answers);
+  let step = steps.next();
+  while (!step.done) step = steps.next(eq(...step.value));
+  return step.value;
+}
+
+/**
+ * The greedy loop, written once for the synchronous and the asynchronous (judge) equivalence:
+ * it yields each comparison [answer, representative] and takes the verdict back, returning
+ * the clustering at the end.
+ */
+export function* greedyClustering(answers: readonly (string | null)[]): Generator<[string, string], Clustering, boolean> {
   const clusterIds: number[] = [];
   const clusterSizes: number[] = [];
   // Representatives of clusters that can be joined (extractable ones only).
@@ -65,7 +77,7 @@ export function clusterAnswers(
     }
     let joined = -1;
     for (const rep of reps) {
-      if (eq(answer, rep.answer)) {
+      if (yield [answer, rep.answer]) {
         joined = rep.id;
         break;
       }

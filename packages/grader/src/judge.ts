@@ -14,7 +14,7 @@
 import type { AnswerMode } from './extract.ts';
 import { answerMatches } from './grade.ts';
 import { isUnextractable } from './guards.ts';
-import type { Clustering } from './cluster.ts';
+import { greedyClustering, type Clustering } from './cluster.ts';
 
 /** Probabilities of the two answers "Yes" and "No" (not necessarily summing to 1). */
 export interface YesNo {
@@ -334,33 +334,10 @@ export async function clusterAnswersAsync(
   answers: readonly (string | null)[],
   equivalent: AsyncEquivalence,
 ): Promise<Clustering> {
-  const clusterIds: number[] = [];
-  const clusterSizes: number[] = [];
-  const reps: { id: number; answer: string }[] = [];
-  for (const answer of answers) {
-    if (answer === null || isUnextractable(answer)) {
-      clusterIds.push(clusterSizes.length);
-      clusterSizes.push(1);
-      continue;
-    }
-    let joined = -1;
-    for (const rep of reps) {
-      if (await equivalent(answer, rep.answer)) {
-        joined = rep.id;
-        break;
-      }
-    }
-    if (joined >= 0) {
-      clusterIds.push(joined);
-      clusterSizes[joined]!++;
-    } else {
-      const id = clusterSizes.length;
-      reps.push({ id, answer });
-      clusterIds.push(id);
-      clusterSizes.push(1);
-    }
-  }
-  return { clusterIds, clusterSizes };
+  const steps = greedyClustering(answers);
+  let step = steps.next();
+  while (!step.done) step = steps.next(await equivalent(...step.value));
+  return step.value;
 }
 
 /**
