@@ -1,68 +1,139 @@
 /**
- * One full EMPO step on the bundled tiny default, timed by stage: sampling tokens/s (KV cache,
- * questions x G), training tokens/s (forward + backward + update), clustering, and peak memory.
- *   npm run bench -- [--json] [--steps N] [--set key=value ...]
- * Runs in a temporary run folder; the bundled files are only read.
+ * Full EMPO steps on the bundled tiny default, timed by stage: sampling tokens/s (KV cache, questions x G),
+ * clustering, training tokens/s (forward + backward + AdamW), the whole step, and peak memory.
+ *   npm run bench -- [--json] [--steps N] [--workers N[,M...]] [--set key=value ...]
+ * --workers 1,2 runs one trainer per worker count, interleaved step by step (step 1 with 1 worker, step 1 with
+ * 2, step 2 with 1, ...), so that both see the same machine load; since results do not depend on the worker
+ * count, both do the same work, and the benchmark checks that their metrics are identical. Default: the
+ * config's `workers` (null: one per core). Runs in a temporary run folder; the bundled files are only read.
+ * Reported: per step and as medians, the time of each stage, sampling tokens/s (completion tokens), training
+ * tokens/s (prompt + completion tokens of the trained sequences), live tensors after each step; worker start-up
+ * time; peak RSS of the process (all threads); the config used.
  */
+import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RunLayout, loadConfig, selectBackend } from '@empo/core';
+import { RunLayout, loadConfig, selectBackend, type MetricsRow } from '@empo/core';
 import { clusterRollouts } from '@empo/clusterer';
-import { Policy } from '@empo/policy';
-import { questionsForStep, readTrainQueries, sampleRollouts } from '@empo/sampler';
-import { TrainerSession } from '@empo/trainer';
+import { PolicyWorkers, defaultWorkerCount } from '@empo/policy';
+import { questionsForStep, readTrainQueries, sampleRollouts, sampleRolloutsParallel } from '@empo/sampler';
+import { TrainerSession, trainerTaskModule } from '@empo/trainer';
 
 process.env.EMPO_QUIET = '1';
 const args = process.argv.slice(2);
+const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const json = args.includes('--json');
-const stepsArg = args.indexOf('--steps');
-const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 3;
+const steps = Number(flag('--steps') ?? 3);
 const overrides = args.flatMap((a, i) => (a === '--set' ? [args[i + 1]!] : []));
 const config = loadConfig({ overrides: [...overrides, `runs_dir=${JSON.stringify(mkdtempSync(join(tmpdir(), 'empo-bench-')))}`, 'run="bench"'] });
 
 let peakRss = 0;
-const sampleMemory = () => { peakRss = Math.max(peakRss, process.memoryUsage().rss); };
+const sampleMemory = () => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+};
 const timer = setInterval(sampleMemory, 50);
 
 const backend = await selectBackend(config.backend, true);
-const layout = RunLayout.fromConfig(config);
+const workerCounts = (flag('--workers') ?? String(config.workers ?? defaultWorkerCount(backend))).split(',').map(Number);
 const queries = readTrainQueries(config);
-const session = await TrainerSession.open(config, layout, 0);
-const policy: Policy = session.policy;
-const perStep: Record<string, number>[] = [];
-for (let step = 1; step <= steps; step++) {
+
+interface Runner {
+  workers: number;
+  session: TrainerSession;
+  pool: PolicyWorkers | null;
+  startup_s: number;
+  steps: Record<string, number>[];
+  metrics: MetricsRow[];
+}
+const runners: Runner[] = [];
+for (const [i, n] of workerCounts.entries()) {
+  const layout = RunLayout.fromConfig({ ...config, run: `bench-${i}` });
+  const session = await TrainerSession.open({ ...config, run: `bench-${i}` }, layout, 0);
   const t0 = performance.now();
-  const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
-  const rollouts = sampleRollouts(policy, questions, config.sampler, { step, seed: config.seed });
-  const t1 = performance.now();
-  const clusters = await clusterRollouts(rollouts, config.clusterer, config.seed, step);
-  const t2 = performance.now();
-  const metrics = session.train(rollouts, clusters);
-  const t3 = performance.now();
-  sampleMemory();
-  const sampled = rollouts.reduce((n, r) => n + r.completion_ids.length, 0);
-  perStep.push({
-    step, sample_s: (t1 - t0) / 1000, cluster_s: (t2 - t1) / 1000, train_s: (t3 - t2) / 1000, total_s: (t3 - t0) / 1000,
-    sampled_tokens: sampled, sample_tokens_per_s: sampled / ((t1 - t0) / 1000), train_tokens_per_s: metrics.tokens_per_second,
-    trained_sequences: metrics.kept_fraction * rollouts.length,
-  });
+  const pool = n > 1 ? await PolicyWorkers.start({ workers: n, backend, model: session.policy, taskModules: [trainerTaskModule] }) : null;
+  runners.push({ workers: n, session, pool, startup_s: (performance.now() - t0) / 1000, steps: [], metrics: [] });
+}
+
+for (let step = 1; step <= steps; step++) {
+  for (const r of runners) {
+    const { session, pool } = r;
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
+    const rollouts = pool
+      ? await sampleRolloutsParallel(session.policy, pool, questions, config.sampler, { step, seed: config.seed })
+      : sampleRollouts(session.policy, questions, config.sampler, { step, seed: config.seed });
+    const t1 = performance.now();
+    const clusters = await clusterRollouts(rollouts, config.clusterer, config.seed, step);
+    const t2 = performance.now();
+    const metrics = await session.trainParallel(rollouts, clusters, pool);
+    const t3 = performance.now();
+    const cpu = process.cpuUsage(c0);
+    sampleMemory();
+    const sampled = rollouts.reduce((n, x) => n + x.completion_ids.length, 0);
+    r.metrics.push(metrics);
+    r.steps.push({
+      step, sample_s: (t1 - t0) / 1000, cluster_s: (t2 - t1) / 1000, train_s: (t3 - t2) / 1000, total_s: (t3 - t0) / 1000,
+      // CPU seconds of all threads / wall seconds: how many cores the step had (other load on a shared machine shows here)
+      cores_used: (cpu.user + cpu.system) / 1e6 / ((t3 - t0) / 1000),
+      sampled_tokens: sampled, sample_tokens_per_s: sampled / ((t1 - t0) / 1000), train_tokens_per_s: metrics.tokens_per_second,
+      trained_sequences: Math.round(metrics.kept_fraction * rollouts.length),
+      tensors: tf.memory().numTensors, // this thread's live tensors after the step: flat from step to step
+    });
+  }
 }
 clearInterval(timer);
-session.dispose();
+for (const r of runners) {
+  await r.pool?.close();
+  r.session.dispose();
+}
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const KEYS = ['sample_s', 'cluster_s', 'train_s', 'total_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'];
+const strip = (m: MetricsRow) => ({ ...m, seconds: 0, tokens_per_second: 0 });
 const result = {
   backend,
+  cpus: `${cpus().length} x ${cpus()[0]?.model ?? '?'}`,
   model: config.model,
-  config: { sampler: config.sampler, trainer: { micro_batch_size: config.trainer.micro_batch_size, loss_type: config.trainer.loss_type } },
-  steps: perStep,
-  median: Object.fromEntries(['sample_s', 'cluster_s', 'train_s', 'total_s', 'sample_tokens_per_s', 'train_tokens_per_s'].map((k) => [k, median(perStep.map((s) => s[k]!))])),
+  config: {
+    workers: workerCounts,
+    sampler: config.sampler,
+    trainer: { micro_batch_size: config.trainer.micro_batch_size, loss_type: config.trainer.loss_type, num_iterations: config.trainer.num_iterations, beta: config.trainer.beta },
+    steps,
+  },
+  runs: runners.map((r) => ({
+    workers: r.workers,
+    startup_s: r.startup_s,
+    steps: r.steps,
+    median: Object.fromEntries(KEYS.map((k) => [k, median(r.steps.map((s) => s[k]!))])),
+  })),
+  /** Median full-step time of the first worker count over each other one's. */
+  speedup: runners.slice(1).map((r) => ({
+    workers: `${runners[0]!.workers} -> ${r.workers}`,
+    total: median(runners[0]!.steps.map((s) => s.total_s!)) / median(r.steps.map((s) => s.total_s!)),
+    sample: median(runners[0]!.steps.map((s) => s.sample_s!)) / median(r.steps.map((s) => s.sample_s!)),
+    train: median(runners[0]!.steps.map((s) => s.train_s!)) / median(r.steps.map((s) => s.train_s!)),
+  })),
+  /** Whether every worker count produced the same metrics (wall-clock columns aside) at every step. */
+  identical: runners.every((r) => JSON.stringify(r.metrics.map(strip)) === JSON.stringify(runners[0]!.metrics.map(strip))),
   peak_rss_mb: Math.round(peakRss / 2 ** 20),
 };
 if (json) console.log(JSON.stringify(result, null, 2));
 else {
-  console.log(`backend ${backend}, ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations} samples, ${steps} steps`);
-  for (const s of perStep) console.log(`step ${s.step}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s`);
-  console.log(`median: ${JSON.stringify(result.median)}; peak RSS ${result.peak_rss_mb} MB`);
+  console.log(`backend ${backend}, ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations} samples, ${steps} steps, ${result.cpus}`);
+  for (const r of result.runs) {
+    console.log(`workers ${r.workers} (startup ${r.startup_s.toFixed(1)}s):`);
+    for (const s of r.steps) {
+      console.log(`  step ${s.step}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
+    }
+    const m = r.median;
+    console.log(`  median: sample ${m.sample_s!.toFixed(2)}s (${Math.round(m.sample_tokens_per_s!)} tok/s), cluster ${m.cluster_s!.toFixed(3)}s, train ${m.train_s!.toFixed(2)}s (${Math.round(m.train_tokens_per_s!)} tok/s), total ${m.total_s!.toFixed(2)}s`);
+  }
+  for (const s of result.speedup) console.log(`speed-up ${s.workers} workers: full step ${s.total.toFixed(2)}x (sample ${s.sample.toFixed(2)}x, train ${s.train.toFixed(2)}x)`);
+  if (runners.length > 1) console.log(`identical metrics across worker counts: ${result.identical}`);
+  console.log(`peak RSS ${result.peak_rss_mb} MB`);
 }

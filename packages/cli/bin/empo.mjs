@@ -3,5 +3,8 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('../src/main.ts');
+const { main, shutdown } = await import('../src/main.ts');
 process.exitCode = await main(process.argv.slice(2));
+// Release what could keep the process alive once the command is done (Dawn's GPU instance, for --backend
+// webgpu); should anything still hold the event loop, exit anyway a moment later.
+if (await shutdown()) setTimeout(() => process.exit(), 2000).unref();

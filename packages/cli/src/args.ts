@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { EmpoError, loadConfig, type EmpoConfig } from '@empo/core';
+import { EmpoError, loadConfig, parseBackendName, type EmpoConfig } from '@empo/core';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -10,6 +10,7 @@ export const configOptions = {
   run: { type: 'string' },
   seed: { type: 'string' },
   backend: { type: 'string' },
+  workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } satisfies Options;
 
@@ -18,7 +19,10 @@ export const configHelp = `Config:
   --set KEY=VALUE    override one config key, e.g. --set trainer.learning_rate=1e-4 (repeatable)
   --run NAME         run name (config key 'run'); the run folder is <runs_dir>/<run>
   --seed N           seed (config key 'seed')
-  --backend NAME     tensor backend: wasm (default), cpu, webgpu, tensorflow, auto
+  --backend NAME     tensor backend: wasm (default), cpu, webgpu, tensorflow, auto (config key
+                     'backend'; 'empo backends' lists what this machine has)
+  --workers N        worker threads for sampling and updates (config key 'workers'; 1 = none;
+                     results are the same for any N)
   -h, --help         this help
 See 'empo config' for every config key.`;
 
@@ -39,11 +43,16 @@ export function parse<T extends Options>(command: string, argv: string[], option
 }
 
 /** The resolved config from --config, --set and the shortcut flags. */
-export function configFrom(values: { config?: string; set?: string[]; run?: string; seed?: string; backend?: string }): EmpoConfig {
+export function configFrom(values: { config?: string; set?: string[]; run?: string; seed?: string; backend?: string; workers?: string }): EmpoConfig {
   const overrides = [...(values.set ?? [])];
   if (values.run !== undefined) overrides.push(`run=${JSON.stringify(values.run)}`);
   if (values.seed !== undefined) overrides.push(`seed=${values.seed}`);
-  if (values.backend !== undefined) overrides.push(`backend=${JSON.stringify(values.backend)}`);
+  if (values.backend !== undefined) overrides.push(`backend=${JSON.stringify(parseBackendName('--backend', values.backend))}`);
+  if (values.workers !== undefined) {
+    const n = Number(values.workers);
+    if (!Number.isInteger(n) || n < 1) throw new EmpoError(`--workers must be a positive integer, got '${values.workers}'`);
+    overrides.push(`workers=${n}`);
+  }
   return loadConfig({ file: values.config, overrides });
 }
 

@@ -1,7 +1,9 @@
 import { RunLayout, log, progress, selectBackend, type EmpoConfig, type MetricsRow } from '@empo/core';
 import { clusterStep, makeJudge, readGoldAnswers } from '@empo/clusterer';
-import { readTrainQueries, sampleStep } from '@empo/sampler';
-import { TrainerSession } from '@empo/trainer';
+import { readTrainQueries, sampleStepParallel } from '@empo/sampler';
+import { TrainerSession, checkCollapse } from '@empo/trainer';
+import type { PolicyWorkers } from '@empo/policy';
+import { loopWorkers } from './workers.ts';
 
 /**
  * Run EMPO until the run has `steps` steps, in one process: the policy stays in memory between
@@ -13,7 +15,9 @@ import { TrainerSession } from '@empo/trainer';
 export async function trainLoop(
   config: EmpoConfig,
   steps: number,
-  onStep?: (metrics: MetricsRow, session: TrainerSession) => Promise<void> | void,
+  onStep?: (metrics: MetricsRow, session: TrainerSession, workers: PolicyWorkers | null) => Promise<void> | void,
+  /** Worker threads to use (the caller closes them); default: started here per config `workers`, closed at the end. */
+  options: { workers?: PolicyWorkers | null } = {},
 ): Promise<MetricsRow[]> {
   const layout = RunLayout.fromConfig(config);
   const from = layout.latestCheckpointStep();
@@ -24,24 +28,34 @@ export async function trainLoop(
   const queries = readTrainQueries(config);
   const goldAnswers = readGoldAnswers(config); // undefined unless the supervised baseline asks for it
   for (const path of layout.removeStaleTemporaries()) log.info(`train: removed ${path}, left by a killed run`);
-  await selectBackend(config.backend);
+  const backend = await selectBackend(config.backend);
   log.info(`train: run '${config.run}' from step ${from} to ${steps}${from > 0 ? ' (resumed)' : ''}`);
   const judge = await makeJudge(config.clusterer);
   const session = await TrainerSession.open(config, layout, from);
   const all: MetricsRow[] = [];
+  let workers: PolicyWorkers | null = options.workers ?? null;
   const bar = progress('EMPO steps', steps - from);
   try {
+    // Sampling and the update's micro-batches run on worker threads (config `workers`); same results.
+    if (options.workers === undefined) workers = await loopWorkers(config, backend, session.policy);
     for (let step = from + 1; step <= steps; step++) {
-      const rollouts = sampleStep(session.policy, queries, config, step);
+      const rollouts = await sampleStepParallel(session.policy, workers, queries, config, step);
       const clusters = await clusterStep(rollouts, config, step, { goldAnswers, judge: judge?.judge });
-      const metrics = session.train(rollouts, clusters);
+      const alarm = checkCollapse(layout, config.trainer, step, clusters);
+      if (alarm) {
+        log.warn(`train: collapse guard stopped run '${config.run}' before step ${step} (no update applied; step ${step - 1} is the result): ${alarm}`);
+        if (layout.latestCheckpointStep() < step - 1) await session.save();
+        break;
+      }
+      const metrics = await session.trainParallel(rollouts, clusters, workers);
       if (step % config.trainer.save_steps === 0 || step === steps) await session.save();
       all.push(metrics);
-      await onStep?.(metrics, session);
+      await onStep?.(metrics, session, workers);
       bar.tick(1, `reward ${metrics.reward.toFixed(2)} entropy ${metrics.semantic_entropy.toFixed(2)}`);
     }
   } finally {
     bar.stop();
+    if (options.workers === undefined) await workers?.close();
     session.dispose();
     judge?.policy?.dispose();
   }

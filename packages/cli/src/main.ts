@@ -1,4 +1,4 @@
-import { isEmpoError } from '@empo/core';
+import { dawnLoaded, isEmpoError, releaseBackend } from '@empo/core';
 import { commands } from './commands/index.ts';
 
 const usage = `empo: Entropy Minimized Policy Optimization, unsupervised RL fine-tuning for language models
@@ -32,4 +32,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/**
+ * After a command: release the tensor backend's resources that could keep Node's event loop alive (Dawn's
+ * GPU instances). Returns whether Dawn was loaded (the caller then makes sure the process exits).
+ */
+export async function shutdown(): Promise<boolean> {
+  const used = dawnLoaded();
+  await releaseBackend();
+  return used;
 }

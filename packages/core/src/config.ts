@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { BACKEND_NAMES } from './backend.ts';
 import { EmpoError } from './errors.ts';
 
 /**
@@ -94,6 +95,12 @@ export const trainerConfigSchema = z.strictObject({
     .describe('empo train: write a checkpoint every this many steps (and at the end). Stage commands always write one.'),
   save_total_limit: z.number().int().positive().nullable().default(null)
     .describe('Keep only the newest N checkpoints (older ones are deleted); null keeps all.'),
+  collapse_entropy_floor: z.number().nonnegative().nullable().default(0.05)
+    .describe('Collapse guard (no labels): stop training when the mean semantic entropy of the last collapse_window batches falls below this; null disables.'),
+  collapse_distinct_ratio: z.number().gt(0).lt(1).nullable().default(0.5)
+    .describe('Collapse guard (no labels): stop when the share of distinct majority answers across questions, averaged over the last collapse_window batches, falls below this fraction of its value over the first collapse_window batches; null disables.'),
+  collapse_window: z.number().int().positive().default(3)
+    .describe('Batches averaged by the collapse guards (per-batch signals of 16 questions are noisy).'),
 });
 
 export const evaluatorConfigSchema = z.strictObject({
@@ -145,8 +152,10 @@ export const configSchema = z.strictObject({
     .describe('Run name: the run folder is <runs_dir>/<run>.'),
   runs_dir: z.string().default('data/runs').describe('Folder holding run folders (relative to the working directory).'),
   seed: z.number().int().min(0).default(0).describe('Seed for sampling and data order; same seed, same run.'),
-  backend: z.enum(['auto', 'wasm', 'cpu', 'webgpu', 'tensorflow']).default('wasm')
-    .describe('TensorFlow.js backend: wasm (CPU default), cpu (slow, pure JS), webgpu, tensorflow (tfjs-node), auto.'),
+  backend: z.enum(BACKEND_NAMES).default('wasm')
+    .describe('TensorFlow.js backend: wasm (CPU default), cpu (slow, pure JS), webgpu (a GPU through Dawn; Mesa\'s software adapter when there is none), tensorflow (tfjs-node(-gpu), when installed), auto (tensorflow, else a real GPU adapter, else wasm). See docs/GPU.md.'),
+  workers: z.number().int().positive().max(64).nullable().default(null)
+    .describe('Worker threads for sampling and the policy update, each with its own backend (tfjs wasm runs one thread per instance); 1 = all in the main thread. Results are identical for any value. null = one per core (at most 4) on the CPU backends (wasm, cpu) for empo train, the main job and the benchmark, 1 on other backends and for single-stage commands (where starting workers costs more than it saves on small models).'),
   model: z.string().default('data/models/tiny-arith').describe('Base model folder (Hugging Face format): step 0 of the run.'),
   train_queries: z.string().default('data/tasks/arith/train.parquet')
     .describe('Unlabeled training questions (Parquet: question_id, question).'),

@@ -9,3 +9,4 @@ export * from './parquet.ts';
 export * from './rng.ts';
 export * from './run.ts';
 export * from './schemas.ts';
+export * from './webgpu.ts';

@@ -1,7 +1,7 @@
 import type { EvalSampleRow, EvaluatorConfig, LabeledQueryRow } from '@empo/core';
 import { EmpoError, Rng, progress } from '@empo/core';
 import { gradeResponse, type AnswerMode } from '@empo/grader';
-import type { Policy } from '@empo/policy';
+import type { GenerateOptions, GenerateResult, Policy, PolicyWorkers } from '@empo/policy';
 import type { OpenAIClient } from '@empo/server';
 import { passAtK, questionMetrics } from './metrics.ts';
 
@@ -68,29 +68,62 @@ export function gradeItem(item: EvalItem, completions: readonly string[]): Bench
  * Rows have sample_index -1 for the greedy completion and 0..k-1 for samples.
  */
 export function evaluateItems(policy: Policy, items: readonly EvalItem[], config: EvaluatorConfig, seed: number): BenchmarkSampleRow[] {
-  const k = config.num_samples;
   const rows: BenchmarkSampleRow[] = [];
-  const perQuestion = 1 + k;
-  const questionsPerBatch = Math.max(1, Math.floor(config.batch_size / perQuestion));
-  const rng = Rng.derive(seed, 'evaluate');
   const bar = progress('evaluate', items.length);
-  for (let start = 0; start < items.length; start += questionsPerBatch) {
-    const batch = items.slice(start, start + questionsPerBatch);
-    const prompts = batch.map((q) => policy.encodePrompt(q.prompt, { chat: config.chat }));
-    const greedy = policy.generate(prompts, { maxNewTokens: config.max_new_tokens, temperature: 0, topP: 1, seed: 0 });
-    const sampled = k > 0
-      ? policy.generate(prompts.flatMap((p) => Array.from({ length: k }, () => p)), {
-        maxNewTokens: config.max_new_tokens, temperature: config.temperature, topP: config.top_p, seed: rng,
-      })
-      : null;
-    batch.forEach((q, i) => {
-      const completions = [greedy.tokens[i]!, ...Array.from({ length: k }, (_, s) => sampled!.tokens[i * k + s]!)];
-      rows.push(...gradeItem(q, completions.map((t) => policy.tokenizer.decode(t))));
-    });
-    bar.tick(batch.length);
+  for (const batch of evalBatches(policy, items, config, seed)) {
+    const greedy = policy.generate(batch.prompts, batch.greedy);
+    const sampled = batch.sampled ? policy.generate(batch.sampled.prompts, batch.sampled.opts) : null;
+    rows.push(...batch.grade(greedy, sampled));
+    bar.tick(batch.items.length);
   }
   bar.stop();
   return rows;
+}
+
+/**
+ * `evaluateItems` with the generation split across worker threads (PolicyWorkers.generate): the same rows, bit
+ * for bit.
+ */
+export async function evaluateItemsParallel(policy: Policy, workers: PolicyWorkers, items: readonly EvalItem[], config: EvaluatorConfig, seed: number): Promise<BenchmarkSampleRow[]> {
+  const rows: BenchmarkSampleRow[] = [];
+  const bar = progress('evaluate', items.length);
+  for (const batch of evalBatches(policy, items, config, seed)) {
+    const greedy = await workers.generate(policy, batch.prompts, batch.greedy);
+    const sampled = batch.sampled ? await workers.generate(policy, batch.sampled.prompts, batch.sampled.opts) : null;
+    rows.push(...batch.grade(greedy, sampled));
+    bar.tick(batch.items.length);
+  }
+  bar.stop();
+  return rows;
+}
+
+/** The generate() calls of an evaluation (a greedy and a sampled one per batch of items) and their grading. */
+function* evalBatches(policy: Policy, items: readonly EvalItem[], config: EvaluatorConfig, seed: number) {
+  const k = config.num_samples;
+  const questionsPerBatch = Math.max(1, Math.floor(config.batch_size / (1 + k)));
+  const rng = Rng.derive(seed, 'evaluate');
+  for (let start = 0; start < items.length; start += questionsPerBatch) {
+    const batch = items.slice(start, start + questionsPerBatch);
+    const prompts = batch.map((q) => policy.encodePrompt(q.prompt, { chat: config.chat }));
+    const greedy: GenerateOptions = { maxNewTokens: config.max_new_tokens, temperature: 0, topP: 1, seed: 0 };
+    const sampled = k > 0
+      ? {
+        prompts: prompts.flatMap((p) => Array.from({ length: k }, () => p)),
+        opts: { maxNewTokens: config.max_new_tokens, temperature: config.temperature, topP: config.top_p, seed: rng } as GenerateOptions,
+      }
+      : null;
+    yield {
+      items: batch,
+      prompts,
+      greedy,
+      sampled,
+      grade: (g: GenerateResult, s: GenerateResult | null): BenchmarkSampleRow[] =>
+        batch.flatMap((q, i) => {
+          const completions = [g.tokens[i]!, ...Array.from({ length: k }, (_, j) => s!.tokens[i * k + j]!)];
+          return gradeItem(q, completions.map((t) => policy.tokenizer.decode(t)));
+        }),
+    };
+  }
 }
 
 /**
@@ -128,6 +161,20 @@ export function evaluatePolicy(
   seed: number,
 ): EvalSampleRow[] {
   return evaluateItems(policy, itemsFromQueries(questions, promptTemplate), { ...config, chat: false }, seed)
+    .map(({ benchmark: _, ...row }) => row);
+}
+
+/** `evaluatePolicy` with the generation on worker threads (the same rows); in this thread without workers. */
+export async function evaluatePolicyParallel(
+  policy: Policy,
+  workers: PolicyWorkers | null,
+  questions: readonly LabeledQueryRow[],
+  config: EvaluatorConfig,
+  promptTemplate: string,
+  seed: number,
+): Promise<EvalSampleRow[]> {
+  if (!workers || workers.size < 2) return evaluatePolicy(policy, questions, config, promptTemplate, seed);
+  return (await evaluateItemsParallel(policy, workers, itemsFromQueries(questions, promptTemplate), { ...config, chat: false }, seed))
     .map(({ benchmark: _, ...row }) => row);
 }
 

@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import {
   EmpoError, RunLayout, evalSamplesSpec, labeledQueriesSpec, log, readParquetRows, selectBackend, writeJsonAtomic, writeParquet,
-  type EmpoConfig, type LabeledQueryRow,
+  type EmpoConfig, type EvalSampleRow, type LabeledQueryRow,
 } from '@empo/core';
-import { Policy } from '@empo/policy';
+import { Policy, type PolicyWorkers } from '@empo/policy';
 import { OpenAIClient } from '@empo/server';
 import { loadBenchmarks } from './benchmarks.ts';
 import {
-  evaluateItems, evaluateItemsRemote, evaluatePolicy, itemsFromQueries, summarize, summarizeBenchmarks,
+  evaluateItems, evaluateItemsRemote, evaluatePolicy, evaluatePolicyParallel, itemsFromQueries, summarize, summarizeBenchmarks,
   type BenchmarkEvalSummary, type BenchmarkSampleRow, type EvalItem, type EvalSummary,
 } from './evaluate.ts';
 import type { TableSpec } from '@empo/core';
@@ -64,8 +64,19 @@ const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`
 
 /** Evaluate a loaded policy as the model of `step` and write <run>/eval/step-k/{samples.parquet,summary.json}. */
 export function evaluateStep(policy: Policy, questions: readonly LabeledQueryRow[], config: EmpoConfig, step: number, model: string): EvalSummary {
+  return writeStepResults(config, step, model, evaluatePolicy(policy, questions, config.evaluator, config.sampler.prompt_template, config.seed));
+}
+
+/** `evaluateStep` with the generation on worker threads (the same results); in this thread without workers. */
+export async function evaluateStepParallel(
+  policy: Policy, workers: PolicyWorkers | null, questions: readonly LabeledQueryRow[], config: EmpoConfig, step: number, model: string,
+): Promise<EvalSummary> {
+  const rows = await evaluatePolicyParallel(policy, workers, questions, config.evaluator, config.sampler.prompt_template, config.seed);
+  return writeStepResults(config, step, model, rows);
+}
+
+function writeStepResults(config: EmpoConfig, step: number, model: string, rows: EvalSampleRow[]): EvalSummary {
   const layout = RunLayout.fromConfig(config);
-  const rows = evaluatePolicy(policy, questions, config.evaluator, config.sampler.prompt_template, config.seed);
   const summary = summarize(step, model, rows);
   const dir = layout.evalDir(step);
   writeParquet(join(dir, 'samples.parquet'), evalSamplesSpec, rows);

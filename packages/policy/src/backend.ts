@@ -3,9 +3,9 @@
  * Everything in this package works on any backend; 'wasm' is the fast one on CPU-only Node.
  * The pipeline stages use core's selectBackend, which this delegates to.
  */
-import { selectBackend } from '@empo/core';
+import { selectBackend, type BackendName } from '@empo/core';
 
-export type BackendName = 'wasm' | 'cpu';
+export type { BackendName };
 
 /** Switch tfjs to `name` (default 'wasm') and wait until it is ready. */
 export async function useBackend(name: BackendName = 'wasm'): Promise<void> {

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import type { ModelConfig } from './config.ts';
+import { concat, gatherRows } from './kernels/copy.ts';
 import { forward, preferLazyLayers, prepareWeights, tidy, type KVCache, type NewKV } from './model.ts';
 import { sampleToken } from './sampling.ts';
 
@@ -23,6 +24,23 @@ export interface GenerateOptions {
   seed?: number | Rng;
   /** Stop a sequence after it emits an EOS token (default true). */
   stopAtEos?: boolean;
+  /**
+   * One seed per prompt, as `rowSeeds(seed, n)` draws them: prompt i samples from `new Rng(rowSeeds[i])`. Used
+   * instead of `seed`, so that a batch split across several calls (or worker threads) draws what it would whole.
+   */
+  rowSeeds?: readonly number[];
+  /**
+   * Left-pad the prompts to at least this many tokens (default: the longest prompt). A row computes exactly the
+   * same values whatever the other rows of its batch are, as long as the padded length is the same: when a batch
+   * is split across calls, give every part the whole batch's longest prompt length.
+   */
+  padTo?: number;
+}
+
+/** The per-prompt seeds `generate` draws from `seed` for n prompts (an Rng is advanced by n draws). */
+export function rowSeeds(seed: number | Rng, n: number): number[] {
+  const base = typeof seed === 'number' ? new Rng(seed) : seed;
+  return Array.from({ length: n }, () => base.nextUint32());
 }
 
 export interface GenerateResult {
@@ -63,24 +81,26 @@ function plan(m: GenerationModel, prompts: number[][], opts: GenerateOptions): P
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) throw new Error(`generate: maxNewTokens must be a non-negative integer, got ${maxNewTokens}`);
   if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error(`generate: temperature must be >= 0, got ${temperature}`);
   if (!(topP > 0 && topP <= 1)) throw new Error(`generate: topP must be in (0, 1], got ${topP}`);
-  if (temperature > 0 && opts.seed === undefined) throw new Error('generate: a seed is required when temperature > 0');
+  if (temperature > 0 && opts.seed === undefined && opts.rowSeeds === undefined) throw new Error('generate: a seed is required when temperature > 0');
+  if (opts.rowSeeds && opts.rowSeeds.length !== prompts.length) throw new Error(`generate: ${opts.rowSeeds.length} rowSeeds for ${prompts.length} prompts`);
+  if (opts.padTo !== undefined && !(Number.isInteger(opts.padTo) && opts.padTo >= 0)) throw new Error(`generate: padTo must be a non-negative integer, got ${opts.padTo}`);
   const V = m.config.vocab_size;
   prompts.forEach((p, i) => {
     if (p.length === 0) throw new Error(`generate: prompt ${i} is empty (prepend a BOS token)`);
     for (const id of p) if (!Number.isInteger(id) || id < 0 || id >= V) throw new Error(`generate: prompt ${i} has token id ${id} outside [0, ${V})`);
   });
   const B = prompts.length;
-  const base = opts.seed === undefined ? null : typeof opts.seed === 'number' ? new Rng(opts.seed) : opts.seed;
+  const seeds = opts.rowSeeds ?? (opts.seed === undefined ? null : rowSeeds(opts.seed, B));
   const lens = prompts.map((p) => p.length);
   return {
     B,
     V,
     lens,
-    Lmax: Math.max(0, ...lens),
+    Lmax: Math.max(opts.padTo ?? 0, ...lens),
     temperature,
     topP,
     stopAtEos: opts.stopAtEos ?? true,
-    rngs: prompts.map(() => (base ? new Rng(base.nextUint32()) : null)),
+    rngs: prompts.map((_, i) => (seeds ? new Rng(seeds[i]!) : null)),
     result: { tokens: prompts.map(() => []), logprobs: prompts.map(() => []), finished: prompts.map(() => false) },
   };
 }
@@ -118,8 +138,8 @@ function extendCache(cache: KVCache, kv: NewKV): KVCache {
   const extend = (segs: tf.Tensor4D[], t: tf.Tensor4D): tf.Tensor4D[] => {
     const [prefix, recent] = segs;
     if (!prefix) return [t];
-    const tail = recent ? (tf.concat([recent, t], 2) as tf.Tensor4D) : t;
-    return tail.shape[2] >= RECENT_SEGMENT ? [tf.concat([prefix, tail], 2) as tf.Tensor4D] : [prefix, tail];
+    const tail = recent ? concat([recent, t], 2) : t;
+    return tail.shape[2] >= RECENT_SEGMENT ? [concat([prefix, tail], 2)] : [prefix, tail];
   };
   return tidy(() => ({ k: cache.k.map((segs, i) => extend(segs, kv.k[i]!)), v: cache.v.map((segs, i) => extend(segs, kv.v[i]!)) }));
 }
@@ -161,8 +181,7 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
         { lastOnly: true },
       );
       if (uniq.length === rows.length) return out;
-      const idx = tf.tensor1d(rowToUniq, 'int32');
-      const expand = <T extends tf.Tensor>(t: T) => tf.gather(t, idx) as T; // [U, ...] -> [B, ...]
+      const expand = <T extends tf.Tensor>(t: T) => gatherRows(t, rowToUniq); // [U, ...] -> [B, ...]
       return { logits: expand(out.logits), kv: { k: out.kv.k.map(expand), v: out.kv.v.map(expand) } };
     });
     cache = { k: prefill.kv.k.map((t) => [t]), v: prefill.kv.v.map((t) => [t]) };
@@ -179,8 +198,7 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
         // Drop finished rows: gather the live rows of every cached tensor.
         const old: KVCache = cache!;
         cache = tidy(() => {
-          const idx = tf.tensor1d(live, 'int32');
-          const pick = (segs: tf.Tensor4D[]): tf.Tensor4D[] => segs.map((t) => tf.gather(t, idx));
+          const pick = (segs: tf.Tensor4D[]): tf.Tensor4D[] => segs.map((t) => gatherRows(t, live));
           return { k: old.k.map(pick), v: old.v.map(pick) };
         });
         disposeCache(old);

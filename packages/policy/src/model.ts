@@ -15,15 +15,25 @@
  * G = H / Hkv query heads per kv head, hd head dim, I intermediate size, V vocab.
  *
  * Backend notes (correct on every backend; these choices make wasm fast):
- *  - every weight matmul goes through `matmul`, whose gradient uses explicit transposes (tfjs' own matMul
- *    gradient uses the transposeA/B flags, which leave XNNPACK for a ~10x slower loop on wasm);
+ *  - every matmul goes through `matmul` / `matmulNT`, whose gradients use explicit transposes or a @ b^T
+ *    (tfjs' own matMul gradient uses the transposeA/B flags, which leave XNNPACK for a ~10x slower loop);
+ *  - on wasm, matmuls run on SIMD kernels (kernels/matmul.ts, a @ b and a @ b^T): tfjs-wasm computes batched
+ *    matmuls (attention's q k^T and probs v, rank 4) with a scalar loop, 10-20x slower; with a @ b^T neither the
+ *    scores nor the cached keys are ever transposed;
  *  - the embedding lookup is a gather whose gradient is a scatterND (wasm has no gather gradient, and a
  *    one-hot matmul would need a [V, N] matrix: too large for a 151k vocabulary);
- *  - RMSNorm, SwiGLU and RoPE have hand-written gradients, so the tape keeps fewer (copied) tensors.
+ *  - RMSNorm, SwiGLU and RoPE have hand-written gradients, so the tape keeps fewer (copied) tensors; on wasm,
+ *    RMSNorm's and RoPE's forward run as one fused kernel each (kernels/fused.ts), and the 1/sqrt(hd) score scale
+ *    is applied inside q's RoPE;
+ *  - data movement on wasm (embedding rows, KV-cache concat and row drops, segment slices) is block copies
+ *    (kernels/copy.ts), and [B, T, H, hd] <-> [B, H, T, hd] is a reshape when T = 1 (decoding).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import type { ModelConfig } from './config.ts';
+import { concat, gatherRows, slice } from './kernels/copy.ts';
+import { fusedForwardAvailable, rmsNormForward, ropeForward } from './kernels/fused.ts';
+import { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
 import type { HostTensor } from './safetensors.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -88,27 +98,46 @@ function transposeLast2(x: tf.Tensor): tf.Tensor {
   return tf.transpose(x, perm);
 }
 
-/** a @ b (rank 2..4, equal batch dims). Gradient: dA = dY @ B^T, dB = A^T @ dY with explicit transposes. */
+/** a @ b; on wasm, a SIMD kernel (kernels/matmul.ts) that also handles batched products fast. */
+const mm = batchMatMul;
+
+/** a @ b^T; unbatched products transpose b explicitly (tfjs-wasm's transposeB flag leaves XNNPACK). */
+function mmNT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
+  return a.rank > 2 ? batchMatMulNT(a, b) : mm(a, transposeLast2(b) as tf.Tensor<R>);
+}
+
+/** a @ b (rank 2..4, equal batch dims). Gradient: dA = dY @ B^T, dB = A^T @ dY (kernels that read A^T, B^T in place). */
 export const matmul = tf.customGrad((a, b, save) => {
   const A = a as tf.Tensor;
   const Bm = b as tf.Tensor;
   (save as tf.GradSaveFunc)([A, Bm]);
   return {
-    value: tf.matMul(A, Bm),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.matMul(dy, transposeLast2(saved[1]!)), tf.matMul(transposeLast2(saved[0]!), dy)],
+    value: mm(A, Bm),
+    gradFunc: (dy: tf.Tensor, [A, Bm]: tf.Tensor[]) => [mmNT(dy, Bm!), batchMatMulTN(A!, dy)],
+  };
+}) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
+
+/** a @ b^T (rank 3..4, equal batch dims): attention scores q k^T. Gradient: dA = dY @ B, dB = dY^T @ A. */
+const matmulNT = tf.customGrad((a, b, save) => {
+  const A = a as tf.Tensor;
+  const Bm = b as tf.Tensor;
+  (save as tf.GradSaveFunc)([A, Bm]);
+  return {
+    value: mmNT(A, Bm),
+    gradFunc: (dy: tf.Tensor, [A, Bm]: tf.Tensor[]) => [mm(dy, Bm!), batchMatMulTN(dy, A!)],
   };
 }) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
 
 /**
- * table[ids] : [N, D]. Forward is a gather; the gradient scatters dY into the rows of ids (scatterND sums
+ * table[ids] : [N, D]. Forward is a row gather; the gradient scatters dY into the rows of ids (scatterND sums
  * duplicate ids), so no [V, N] one-hot is built (wasm has no gather gradient; a one-hot of a 151k vocab
  * would not fit).
  */
-function embedding(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
+function embedding(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
   const lookup = tf.customGrad((t, save) => {
-    (save as tf.GradSaveFunc)([ids]); // kept for the backward pass (the caller's tidy disposes `ids`)
+    (save as tf.GradSaveFunc)([tf.tensor1d(ids, 'int32')]); // kept for the backward pass
     return {
-      value: tf.gather(t as tf.Tensor2D, ids),
+      value: gatherRows(t as tf.Tensor2D, ids),
       gradFunc: (dy: tf.Tensor, [savedIds]: tf.Tensor[]) =>
         tf.scatterND(tf.reshape(savedIds!, [-1, 1]), dy, table.shape), // [V, D]
     };
@@ -124,7 +153,7 @@ function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
     const [X, W] = [xIn as tf.Tensor2D, wIn as tf.Tensor1D];
     (save as tf.GradSaveFunc)([X, W]);
     return {
-      value: tf.mul(tf.mul(X, invRms(X)), W),
+      value: fusedForwardAvailable(X, W) ? rmsNormForward(X, W, eps) : tf.mul(tf.mul(X, invRms(X)), W),
       gradFunc: (dy: tf.Tensor, [X, W]: tf.Tensor[]) => {
         // xhat = x r, g = dy w:  dx = r (g - xhat mean(g xhat)),  dw = sum_n dy xhat
         const r = invRms(X as tf.Tensor2D);
@@ -225,21 +254,32 @@ function rotateHalfMatrix(hd: number): tf.Tensor2D {
 /** x @ R over the last axis (= rotate_half(x)). */
 function rotateHalf(x: tf.Tensor, rot: tf.Tensor2D): tf.Tensor {
   const hd = rot.shape[0];
-  return tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), rot), x.shape);
+  return tf.reshape(mm(tf.reshape(x, [-1, hd]) as tf.Tensor2D, rot), x.shape);
 }
 
-/** rope(x) = x * cos + rotate_half(x) * sin.  x: [B, T, nh, hd]; cos, sin: [B|1, T, 1, hd]. */
-function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, rot: tf.Tensor2D): tf.Tensor4D {
-  // Linear in x, so the gradient is the transposed map: dx = dy * cos + rotate_half^T(dy * sin), R^T = -R.
+/** rope(x) * scale = (x * cos + rotate_half(x) * sin) * scale.  x: [B, T, nh, hd]; cos, sin: [B|1, T, 1, hd]. */
+function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, rot: tf.Tensor2D, scale = 1): tf.Tensor4D {
+  // Linear in x, so the gradient is the transposed map: dx = d * cos + rotate_half^T(d * sin), R^T = -R, d = dy * scale.
   const rope = tf.customGrad((xIn, save) => {
     (save as tf.GradSaveFunc)([cos, sin, rot]);
     const X = xIn as tf.Tensor4D;
+    const fused = fusedForwardAvailable(X, cos, sin) && X.shape[3] % 8 === 0;
+    const y = fused ? ropeForward(X, cos, sin, scale) : tf.add(tf.mul(X, cos), tf.mul(rotateHalf(X, rot), sin));
     return {
-      value: tf.add(tf.mul(X, cos), tf.mul(rotateHalf(X, rot), sin)),
-      gradFunc: (dy: tf.Tensor, [c, s, r]: tf.Tensor[]) => tf.sub(tf.mul(dy, c!), rotateHalf(tf.mul(dy, s!), r as tf.Tensor2D)),
+      value: fused || scale === 1 ? y : tf.mul(y, scale),
+      gradFunc: (dy: tf.Tensor, [c, s, r]: tf.Tensor[]) => {
+        const d = scale === 1 ? dy : tf.mul(dy, scale);
+        return tf.sub(tf.mul(d, c!), rotateHalf(tf.mul(d, s!), r as tf.Tensor2D));
+      },
     };
   });
   return rope(x) as tf.Tensor4D;
+}
+
+/** [B, T, heads, hd] <-> [B, heads, T, hd]: a transpose, or a reshape when T or heads is 1 (the same memory order). */
+function swapAxes12(x: tf.Tensor4D): tf.Tensor4D {
+  const [a, b, c, d] = x.shape;
+  return b === 1 || c === 1 ? tf.reshape(x, [a, c, b, d]) : tf.transpose(x, [0, 2, 1, 3]);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -372,8 +412,11 @@ export interface ForwardOptions {
 
 const MASKED = -1e9;
 
-/** Additive attention bias [B|1, 1, 1, T, K]: 0 where query t may attend key k, -1e9 elsewhere. */
-function attentionBias(B: number, T: number, S: number, keyValid?: boolean[][]): tf.Tensor5D {
+/**
+ * Additive attention bias [B|1, 1, G*T, K] (rows in the order of the queries: G query heads of a kv head, then T):
+ * 0 where query t may attend key k, -1e9 elsewhere.
+ */
+function attentionBias(B: number, G: number, T: number, S: number, keyValid?: boolean[][]): tf.Tensor4D {
   const K = S + T;
   const P = keyValid ? B : 1;
   const bias = new Float32Array(P * T * K);
@@ -391,15 +434,10 @@ function attentionBias(B: number, T: number, S: number, keyValid?: boolean[][]):
       if (!any) bias[row + S + t] = 0; // a padding query with no real key: let it see itself (output unused)
     }
   }
-  return tf.tensor5d(bias, [P, 1, 1, T, K]);
-}
-
-/** q @ k^T over the last two axes: q [.., M, hd], k [.., K, hd] -> [.., M, K]. */
-function scores(q: tf.Tensor4D, k: tf.Tensor4D): tf.Tensor4D {
-  // Batched matmuls run a plain loop on wasm. With few query rows (decoding) the transposeB flag is faster
-  // (no copy of the cached keys); with many rows (prompts, training) transposing first is ~1.4x faster and
-  // `matmul`'s gradient avoids the flags. Both compute the same thing.
-  return q.shape[2] <= 8 ? tf.matMul(q, k, false, true) : matmul(q, tf.transpose(k, [0, 1, 3, 2]) as tf.Tensor4D);
+  if (G === 1) return tf.tensor4d(bias, [P, 1, T, K]);
+  const tiled = new Float32Array(P * G * T * K); // the same [T, K] block for each of the G query heads
+  for (let b = 0; b < P; b++) for (let g = 0; g < G; g++) tiled.set(bias.subarray(b * T * K, (b + 1) * T * K), (b * G + g) * T * K);
+  return tf.tensor4d(tiled, [P, 1, G * T, K]);
 }
 
 /**
@@ -413,7 +451,7 @@ function attention(
   B: number,
   T: number,
   rope: { cos: tf.Tensor4D; sin: tf.Tensor4D; rot: tf.Tensor2D },
-  bias: tf.Tensor5D,
+  bias: tf.Tensor4D,
   past: { k: tf.Tensor4D[]; v: tf.Tensor4D[] },
 ): { out: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
   const H = cfg.num_attention_heads;
@@ -427,30 +465,30 @@ function attention(
   const q0 = project(L.wq, L.bq, H); // [B, T, H, hd]
   const k0 = project(L.wk, L.bk, Hkv); // [B, T, Hkv, hd]
   const v0 = project(L.wv, L.bv, Hkv); // [B, T, Hkv, hd]
-  const q1 = applyRope(q0, rope.cos, rope.sin, rope.rot);
+  const q1 = applyRope(q0, rope.cos, rope.sin, rope.rot, 1 / Math.sqrt(hd)); // scaled for the scores
   const k1 = applyRope(k0, rope.cos, rope.sin, rope.rot);
 
   // GQA without repeating keys: query head h = kv * G + g, so [B, H, T, hd] -> [B, Hkv, G*T, hd]
-  const q = tf.mul(tf.reshape(tf.transpose(q1, [0, 2, 1, 3]), [B, Hkv, G * T, hd]), 1 / Math.sqrt(hd)) as tf.Tensor4D;
-  const k = tf.transpose(k1, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
-  const v = tf.transpose(v0, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, T, hd]
+  const q = tf.reshape(swapAxes12(q1), [B, Hkv, G * T, hd]) as tf.Tensor4D;
+  const k = swapAxes12(k1); // [B, Hkv, T, hd]
+  const v = swapAxes12(v0); // [B, Hkv, T, hd]
   const keys = [...past.k, k];
   const values = [...past.v, v];
 
-  const parts = keys.map((ks) => scores(q, ks)); // each [B, Hkv, G*T, S_seg]
+  const parts = keys.map((ks) => matmulNT(q, ks)); // q k^T per segment: each [B, Hkv, G*T, S_seg]
   const K = parts.reduce((n, t) => n + t.shape[3], 0);
-  const att = tf.reshape(parts.length === 1 ? parts[0]! : tf.concat(parts, 3), [B, Hkv, G, T, K]); // [B, Hkv, G, T, K]
-  const probs = tf.reshape(tf.softmax(tf.add(att, bias)), [B, Hkv, G * T, K]) as tf.Tensor4D;
+  const scores = concat(parts, 3); // [B, Hkv, G*T, K]
+  const probs = tf.softmax(tf.add(scores, bias)) as tf.Tensor4D; // [B, Hkv, G*T, K]
   let y: tf.Tensor4D | null = null; // [B, Hkv, G*T, hd] = sum over segments of probs_seg @ v_seg
   let offset = 0;
   for (const vs of values) {
     const n = vs.shape[2];
-    const p = values.length === 1 ? probs : (tf.slice(probs, [0, 0, 0, offset], [B, Hkv, G * T, n]) as tf.Tensor4D);
+    const p = values.length === 1 ? probs : slice(probs, 3, offset, n);
     const part = matmul(p, vs);
     y = y ? (tf.add(y, part) as tf.Tensor4D) : part;
     offset += n;
   }
-  const merged = tf.reshape(tf.transpose(tf.reshape(y!, [B, H, T, hd]), [0, 2, 1, 3]), [B * T, H * hd]) as tf.Tensor2D; // [B*T, H hd]
+  const merged = tf.reshape(swapAxes12(tf.reshape(y!, [B, H, T, hd]) as tf.Tensor4D), [B * T, H * hd]) as tf.Tensor2D; // [B*T, H hd]
   return { out: matmul(merged, L.wo), k, v }; // out: [B*T, D]
 }
 
@@ -489,9 +527,9 @@ export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts:
   const positions = input.positions ?? [Array.from({ length: T }, (_, t) => S + t)];
   const { cos, sin } = ropeTables(cfg, positions); // [B|1, T, 1, hd]
   const rope = { cos, sin, rot: w.rot };
-  const bias = attentionBias(B, T, S, input.keyValid); // [B|1, 1, 1, T, K]
+  const bias = attentionBias(B, cfg.num_attention_heads / cfg.num_key_value_heads, T, S, input.keyValid); // [B|1, 1, G*T, K]
 
-  let x: tf.Tensor2D = embedding(w.embed, tf.tensor1d(flat, 'int32')); // [B*T, D]
+  let x: tf.Tensor2D = embedding(w.embed, flat); // [B*T, D]
   const kv: NewKV = { k: [], v: [] };
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     // One tidy per layer: without a gradient tape the layer's intermediates (and lazily prepared weights)

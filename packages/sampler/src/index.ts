@@ -1,4 +1,4 @@
 export { questionsForStep } from './select.ts';
 export { renderPrompt } from './prompt.ts';
-export { sampleRollouts, sampleRolloutsRemote, type SampleOptions } from './sample.ts';
-export { readTrainQueries, runSampler, sampleStep } from './stage.ts';
+export { sampleRollouts, sampleRolloutsParallel, sampleRolloutsRemote, type SampleOptions } from './sample.ts';
+export { readTrainQueries, runSampler, sampleStep, sampleStepParallel } from './stage.ts';

@@ -1,6 +1,6 @@
 import type { RolloutRow, SamplerConfig } from '@empo/core';
 import { EmpoError, Rng, progress } from '@empo/core';
-import type { Policy, TextTokenizer } from '@empo/policy';
+import type { GenerateOptions, GenerateResult, Policy, PolicyWorkers, TextTokenizer } from '@empo/policy';
 import type { OpenAIClient } from '@empo/server';
 import { renderPrompt } from './prompt.ts';
 
@@ -18,43 +18,73 @@ export function sampleRollouts(
   config: SamplerConfig,
   options: SampleOptions,
 ): RolloutRow[] {
+  const rows: RolloutRow[] = [];
+  const bar = progress(`sample step ${options.step}`, questions.length * config.num_generations);
+  for (const batch of batches(policy, questions, config, options)) {
+    const out = policy.generate(batch.promptIds, batch.opts);
+    rows.push(...batch.rows(out));
+    bar.tick(batch.size);
+  }
+  bar.stop();
+  return rows;
+}
+
+/**
+ * `sampleRollouts` with the generation split across worker threads (PolicyWorkers.generate): the same rollouts,
+ * row for row and bit for bit (each sequence keeps its own random stream and padding).
+ */
+export async function sampleRolloutsParallel(
+  policy: Policy,
+  workers: PolicyWorkers,
+  questions: readonly { question_id: string; question: string }[],
+  config: SamplerConfig,
+  options: SampleOptions,
+): Promise<RolloutRow[]> {
+  const rows: RolloutRow[] = [];
+  const bar = progress(`sample step ${options.step}`, questions.length * config.num_generations);
+  for (const batch of batches(policy, questions, config, options)) {
+    const out = await workers.generate(policy, batch.promptIds, batch.opts);
+    rows.push(...batch.rows(out));
+    bar.tick(batch.size);
+  }
+  bar.stop();
+  return rows;
+}
+
+/** The generate() calls of a step: groups of whole questions (G rows each), and how their outputs become rows. */
+function* batches(policy: Policy, questions: readonly { question_id: string; question: string }[], config: SamplerConfig, options: SampleOptions) {
   const G = config.num_generations;
   const groupsPerBatch = Math.max(1, Math.floor((options.batchSize ?? 256) / G));
   const rng = Rng.derive(options.seed, 'sample', options.step);
-  const rows: RolloutRow[] = [];
-  const bar = progress(`sample step ${options.step}`, questions.length * G);
   for (let start = 0; start < questions.length; start += groupsPerBatch) {
     const batch = questions.slice(start, start + groupsPerBatch);
     const prompts = batch.map((q) => renderPrompt(config.prompt_template, q.question));
     const promptIds = prompts.map((p) => policy.encodePrompt(p, { chat: config.chat }));
-    const repeated = promptIds.flatMap((ids) => Array.from({ length: G }, () => ids));
-    const out = policy.generate(repeated, {
-      maxNewTokens: config.max_new_tokens,
-      temperature: config.temperature,
-      topP: config.top_p,
-      seed: rng,
-    });
-    batch.forEach((q, qi) => {
-      for (let g = 0; g < G; g++) {
-        const i = qi * G + g;
-        rows.push({
-          step: options.step,
-          question_id: q.question_id,
-          question: q.question,
-          sample_index: g,
-          prompt: prompts[qi]!,
-          completion: policy.tokenizer.decode(out.tokens[i]!),
-          prompt_ids: promptIds[qi]!,
-          completion_ids: out.tokens[i]!,
-          logprobs: out.logprobs[i]!,
-          finished: out.finished[i]!,
-        });
-      }
-    });
-    bar.tick(batch.length * G);
+    const opts: GenerateOptions = { maxNewTokens: config.max_new_tokens, temperature: config.temperature, topP: config.top_p, seed: rng };
+    yield {
+      size: batch.length * G,
+      promptIds: promptIds.flatMap((ids) => Array.from({ length: G }, () => ids)),
+      opts,
+      rows: (out: GenerateResult): RolloutRow[] =>
+        batch.flatMap((q, qi) =>
+          Array.from({ length: G }, (_, g) => {
+            const i = qi * G + g;
+            return {
+              step: options.step,
+              question_id: q.question_id,
+              question: q.question,
+              sample_index: g,
+              prompt: prompts[qi]!,
+              completion: policy.tokenizer.decode(out.tokens[i]!),
+              prompt_ids: promptIds[qi]!,
+              completion_ids: out.tokens[i]!,
+              logprobs: out.logprobs[i]!,
+              finished: out.finished[i]!,
+            };
+          }),
+        ),
+    };
   }
-  bar.stop();
-  return rows;
 }
 
 /**

@@ -2,10 +2,10 @@ import {
   EmpoError, RunLayout, log, queriesSpec, readParquetRows, rolloutsSpec, selectBackend, writeJsonAtomic, writeParquet,
   type EmpoConfig, type QueryRow, type RolloutRow,
 } from '@empo/core';
-import { Policy, loadTokenizer, formatMemory } from '@empo/policy';
+import { Policy, loadTokenizer, formatMemory, startWorkers, type PolicyWorkers } from '@empo/policy';
 import { OpenAIClient } from '@empo/server';
 import { questionsForStep } from './select.ts';
-import { sampleRollouts, sampleRolloutsRemote } from './sample.ts';
+import { sampleRollouts, sampleRolloutsParallel, sampleRolloutsRemote } from './sample.ts';
 
 /** The training questions, checked: a missing, mistyped or empty file is an error naming it. */
 export function readTrainQueries(config: EmpoConfig): QueryRow[] {
@@ -16,10 +16,21 @@ export function readTrainQueries(config: EmpoConfig): QueryRow[] {
 
 /** Sample step `step` with a loaded policy and write <run>/step-k/rollouts.parquet. */
 export function sampleStep(policy: Policy, queries: readonly QueryRow[], config: EmpoConfig, step: number): RolloutRow[] {
-  const layout = RunLayout.fromConfig(config);
   const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
   const start = Date.now();
-  const rows = sampleRollouts(policy, questions, config.sampler, { step, seed: config.seed });
+  return writeRollouts(config, step, sampleRollouts(policy, questions, config.sampler, { step, seed: config.seed }), start);
+}
+
+/** `sampleStep` with generation split across worker threads (the same rollouts); in this thread without workers. */
+export async function sampleStepParallel(policy: Policy, workers: PolicyWorkers | null, queries: readonly QueryRow[], config: EmpoConfig, step: number): Promise<RolloutRow[]> {
+  if (!workers || workers.size < 2) return sampleStep(policy, queries, config, step);
+  const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
+  const start = Date.now();
+  return writeRollouts(config, step, await sampleRolloutsParallel(policy, workers, questions, config.sampler, { step, seed: config.seed }), start);
+}
+
+function writeRollouts(config: EmpoConfig, step: number, rows: RolloutRow[], start: number): RolloutRow[] {
+  const layout = RunLayout.fromConfig(config);
   const tokens = rows.reduce((n, r) => n + r.completion_ids.length, 0);
   const seconds = (Date.now() - start) / 1000;
   log.info(`sampler: step ${step}, ${rows.length} completions, ${tokens} tokens in ${seconds.toFixed(1)}s (${Math.round(tokens / seconds)} tokens/s); memory ${formatMemory()}`);
@@ -49,15 +60,19 @@ export async function runSampler(config: EmpoConfig): Promise<{ step: number; pa
     log.info(`sampler: wrote ${layout.rolloutsPath(step)}`);
     return { step, path: layout.rolloutsPath(step), rows: rows.length };
   }
-  await selectBackend(config.backend);
+  const backend = await selectBackend(config.backend);
   const modelDir = layout.modelDir(step - 1);
   log.info(`sampler: step ${step}, model ${modelDir}, ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations}`);
   const policy = await Policy.load(modelDir);
+  // Worker threads only when the config asks for them: for one stage on a small model they cost more than they save.
+  let workers: PolicyWorkers | null = null;
   try {
-    const rows = sampleStep(policy, queries, config, step);
+    workers = await startWorkers(config.workers ?? 1, { backend, model: policy });
+    const rows = await sampleStepParallel(policy, workers, queries, config, step);
     log.info(`sampler: wrote ${layout.rolloutsPath(step)}`);
     return { step, path: layout.rolloutsPath(step), rows: rows.length };
   } finally {
+    await workers?.close();
     policy.dispose();
   }
 }

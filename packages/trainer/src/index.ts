@@ -1,5 +1,6 @@
 export { AdamW, globalNorm, type AdamWOptions } from './adamw.ts';
 export { advantagesByRollout, groupAdvantages, type RewardScaling } from './advantages.ts';
+export { batchSignals, checkCollapse, collapseAlarm, type BatchSignals } from './collapse.ts';
 export { loadOptimizerState, saveCheckpoint, type TrainerState } from './checkpoint.ts';
 export { klK3, lossNormalizer, policyLoss, ratioStats, type LossType, type PolicyLossInputs } from './loss.ts';
 export { collapseWarning, stepMetrics } from './metrics.ts';
@@ -8,4 +9,6 @@ export { TrainerSession } from './session.ts';
 export { heldOutLoss, runSftLoop, sftExample, sftLoss, type SftExample, type SftOptions } from './sft.ts';
 export { readSftRows } from './sft-data.ts';
 export { checkAligned, runTrainer } from './stage.ts';
-export { buildExamples, policyUpdate, type Example, type UpdateOptions, type UpdateStats } from './update.ts';
+export { buildExamples, policyUpdate, policyUpdateParallel, type Example, type UpdateOptions, type UpdateStats } from './update.ts';
+export { microBatchRanges, microBatches, type LossSettings } from './gradient.ts';
+export { trainerTaskModule } from './worker-tasks.ts';

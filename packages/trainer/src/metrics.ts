@@ -1,4 +1,5 @@
 import type { ClusterRow, MetricsRow, RolloutRow } from '@empo/core';
+import { batchSignals } from './collapse.ts';
 import type { UpdateStats } from './update.ts';
 
 function mean(xs: readonly number[]): number {
@@ -14,24 +15,17 @@ function mean(xs: readonly number[]): number {
 export function stepMetrics(step: number, rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[], stats: UpdateStats, learningRate: number): MetricsRow {
   const rewards = clusters.map((c) => c.reward);
   const rewardMean = mean(rewards);
-  const byQuestion = new Map<string, ClusterRow[]>();
-  for (const c of clusters) {
-    let group = byQuestion.get(c.question_id);
-    if (!group) byQuestion.set(c.question_id, (group = []));
-    group.push(c);
-  }
-  const groups = [...byQuestion.values()];
-  const majorityAnswers = groups.map((g) => g.reduce((a, b) => (b.cluster_size > a.cluster_size ? b : a)).answer);
-  const distinct = new Set(majorityAnswers.filter((a) => a !== null)).size;
+  const signals = batchSignals(clusters);
+  const kept = new Map(clusters.map((c) => [c.question_id, c.keep]));
   const sampledLogprobs = rollouts.flatMap((r) => r.logprobs);
   return {
     step,
     loss: stats.loss,
     reward: rewardMean,
     reward_std: Math.sqrt(mean(rewards.map((r) => (r - rewardMean) ** 2))),
-    semantic_entropy: mean(groups.map((g) => g[0]!.entropy)),
-    kept_fraction: groups.length ? groups.filter((g) => g[0]!.keep).length / groups.length : 0,
-    distinct_answer_share: groups.length ? distinct / groups.length : 0,
+    semantic_entropy: signals.semantic_entropy,
+    kept_fraction: kept.size ? [...kept.values()].filter(Boolean).length / kept.size : 0,
+    distinct_answer_share: signals.distinct_answer_share,
     clip_ratio: stats.clipRatio,
     kl: stats.kl,
     policy_entropy: -mean(sampledLogprobs),

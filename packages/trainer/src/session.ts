@@ -4,12 +4,12 @@ import {
   EmpoError, RunLayout, log, metricsSpec, writeParquet,
   type ClusterRow, type EmpoConfig, type MetricsRow, type RolloutRow,
 } from '@empo/core';
-import { Policy, formatMemory } from '@empo/policy';
+import { Policy, formatMemory, type PolicyWorkers } from '@empo/policy';
 import { AdamW } from './adamw.ts';
 import { loadOptimizerState, saveCheckpoint } from './checkpoint.ts';
 import { collapseWarning, stepMetrics } from './metrics.ts';
 import { learningRateAt } from './schedule.ts';
-import { buildExamples, policyUpdate } from './update.ts';
+import { buildExamples, policyUpdate, policyUpdateParallel, type Example, type UpdateOptions, type UpdateStats } from './update.ts';
 
 /**
  * The trainer's state between steps: the policy being trained, its AdamW moments, and the
@@ -53,16 +53,33 @@ export class TrainerSession {
 
   /** One update from the rollouts and clusters of step `this.step + 1`; writes that step's metrics.parquet. */
   train(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[]): MetricsRow {
+    const { examples, lr, options } = this.begin(rollouts, clusters);
+    return this.finish(rollouts, clusters, policyUpdate(this.policy, this.optimizer, examples, this.config.trainer, options), lr);
+  }
+
+  /**
+   * `train` with the micro-batch gradients computed by worker threads (see policyUpdateParallel): the same
+   * metrics, weights and optimizer state as `train`. Without workers (or with one), the same as `train`.
+   */
+  async trainParallel(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[], workers: PolicyWorkers | null): Promise<MetricsRow> {
+    if (!workers || workers.size < 2) return this.train(rollouts, clusters);
+    const { examples, lr, options } = this.begin(rollouts, clusters);
+    const stats = await policyUpdateParallel(this.policy, this.optimizer, examples, this.config.trainer, { ...options, workers });
+    return this.finish(rollouts, clusters, stats, lr);
+  }
+
+  private begin(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[]): { examples: Example[]; lr: number; options: UpdateOptions } {
     const step = this.step + 1;
     const t = this.config.trainer;
     const lr = learningRateAt(step, t.max_steps, { base: t.learning_rate, warmupSteps: t.warmup_steps, kind: t.lr_scheduler });
     this.optimizer.options.learningRate = lr;
     const examples = buildExamples(rollouts, clusters, t);
     log.info(`trainer: step ${step}, ${examples.length} of ${rollouts.length} sequences in kept groups, lr ${lr.toExponential(2)}`);
-    const stats = policyUpdate(this.policy, this.optimizer, examples, t, {
-      reference: this.reference ?? undefined,
-      maxCompletionLength: this.config.sampler.max_new_tokens,
-    });
+    return { examples, lr, options: { reference: this.reference ?? undefined, maxCompletionLength: this.config.sampler.max_new_tokens } };
+  }
+
+  private finish(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[], stats: UpdateStats, lr: number): MetricsRow {
+    const step = this.step + 1;
     const metrics = stepMetrics(step, rollouts, clusters, stats, lr);
     if (!Number.isFinite(metrics.loss) || !Number.isFinite(metrics.grad_norm)) {
       const kept = this.layout.latestCheckpointStep();

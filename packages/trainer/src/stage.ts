@@ -3,7 +3,10 @@ import {
   EmpoError, RunLayout, clustersSpec, readParquetRows, rolloutsSpec, selectBackend, writeJsonAtomic,
   type ClusterRow, type EmpoConfig, type MetricsRow, type RolloutRow,
 } from '@empo/core';
+import { checkCollapse } from './collapse.ts';
+import { startWorkers, type PolicyWorkers } from '@empo/policy';
 import { TrainerSession } from './session.ts';
+import { trainerTaskModule } from './worker-tasks.ts';
 
 /** Check that rollouts and clusters describe the same samples. */
 export function checkAligned(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[], rolloutsPath: string, clustersPath: string): void {
@@ -31,14 +34,23 @@ export async function runTrainer(config: EmpoConfig): Promise<{ step: number; me
   const rollouts = readParquetRows<RolloutRow>(rolloutsPath, rolloutsSpec);
   const clusters = readParquetRows<ClusterRow>(clustersPath, clustersSpec);
   checkAligned(rollouts, clusters, rolloutsPath, clustersPath);
-  await selectBackend(config.backend);
+  const alarm = checkCollapse(layout, config.trainer, step, clusters);
+  if (alarm) {
+    throw new EmpoError(`trainer: collapse guard stopped the run before step ${step}: ${alarm}. ` +
+      `The checkpoint of step ${step - 1} is the result; no update was applied.`);
+  }
+  const backend = await selectBackend(config.backend);
   const session = await TrainerSession.open(config, layout, step - 1);
+  // Worker threads only when the config asks for them: for one stage on a small model they cost more than they save.
+  let workers: PolicyWorkers | null = null;
   try {
-    const metrics = session.train(rollouts, clusters);
+    workers = await startWorkers(config.workers ?? 1, { backend, model: session.policy, taskModules: [trainerTaskModule] });
+    const metrics = await session.trainParallel(rollouts, clusters, workers);
     writeJsonAtomic(layout.configPath, config);
     const checkpoint = await session.save();
     return { step, metrics, checkpoint };
   } finally {
+    await workers?.close();
     session.dispose();
   }
 }

@@ -1,9 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ClusterRow, RolloutRow, TrainerConfig } from '@empo/core';
-import type { Policy } from '@empo/policy';
+import type { Policy, PolicyWorkers } from '@empo/policy';
 import { AdamW, globalNorm } from './adamw.ts';
 import { advantagesByRollout, rolloutKey } from './advantages.ts';
-import { klK3, lossNormalizer, policyLoss, ratioStats } from './loss.ts';
+import {
+  disposeMicroBatch, maskedLogprobs, microBatch, microBatches, microBatchGradient, referenceLogprobs,
+  type Example, type LossSettings, type MicroBatch,
+} from './gradient.ts';
+import { lossNormalizer } from './loss.ts';
+import type { GradientResult, GradientTask } from './worker-tasks.ts';
+
+export type { Example } from './gradient.ts';
 
 export interface UpdateStats {
   loss: number;
@@ -19,13 +26,6 @@ export interface UpdateStats {
   seconds: number;
 }
 
-export interface Example {
-  ids: number[];
-  promptLength: number;
-  oldLogprobs: number[];
-  advantage: number;
-}
-
 /** The sequences that take part in the update: rollouts of kept groups, with their advantages. */
 export function buildExamples(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[], config: TrainerConfig): Example[] {
   const advantages = advantagesByRollout(clusters, config.advantage_epsilon, config.scale_rewards);
@@ -38,34 +38,6 @@ export function buildExamples(rollouts: readonly RolloutRow[], clusters: readonl
   return examples;
 }
 
-interface MicroBatch {
-  examples: Example[];
-  mask: tf.Tensor2D;
-  old: tf.Tensor2D;
-  adv: tf.Tensor1D;
-  ref?: tf.Tensor2D;
-}
-
-/** Mask and old log-probs aligned with sequenceLogprobs' [B, T-1] output (column j predicts token j+1). */
-function microBatch(examples: Example[]): MicroBatch {
-  const width = Math.max(...examples.map((e) => e.ids.length)) - 1;
-  const mask = new Float32Array(examples.length * width);
-  const old = new Float32Array(examples.length * width);
-  examples.forEach((e, b) => {
-    e.oldLogprobs.forEach((lp, t) => {
-      const column = e.promptLength - 1 + t;
-      mask[b * width + column] = 1;
-      old[b * width + column] = lp;
-    });
-  });
-  return {
-    examples,
-    mask: tf.tensor2d(mask, [examples.length, width]),
-    old: tf.tensor2d(old, [examples.length, width]),
-    adv: tf.tensor1d(examples.map((e) => e.advantage)),
-  };
-}
-
 export interface UpdateOptions {
   /** Frozen reference model for the KL term (required when beta > 0). */
   reference?: Policy;
@@ -73,63 +45,118 @@ export interface UpdateOptions {
   maxCompletionLength: number;
 }
 
+/** Sums over the micro-batches of one iteration, added in micro-batch order. */
+interface IterationSums {
+  loss: number;
+  clipped: number;
+  ratioSum: number;
+  kl: number;
+}
+
+/** What every update shares: the micro-batches, the loss settings, token counts and the running statistics. */
+class Update {
+  readonly start = Date.now();
+  /** The fixed partition of the examples (see microBatches), in summation order. */
+  readonly parts: Example[][];
+  readonly settings: LossSettings;
+  readonly tokens: number;
+  readonly completionTokens: number;
+  loss = 0;
+  gradNorm = 0;
+  clipped = 0;
+  ratioSum = 0;
+  kl = 0;
+  optimizerSteps = 0;
+
+  constructor(readonly policy: Policy, readonly optimizer: AdamW, readonly examples: readonly Example[], readonly config: TrainerConfig, options: UpdateOptions) {
+    if (config.beta > 0 && !options.reference) throw new Error('policyUpdate: beta > 0 needs a reference model');
+    this.completionTokens = examples.reduce((n, e) => n + e.oldLogprobs.length, 0);
+    this.tokens = examples.reduce((n, e) => n + e.ids.length, 0);
+    this.parts = microBatches(examples, config.micro_batch_size);
+    this.settings = {
+      epsilonLow: config.epsilon,
+      epsilonHigh: config.epsilon_high ?? config.epsilon,
+      beta: config.beta,
+      lossType: config.loss_type,
+      normalizer: lossNormalizer(config.loss_type, examples.length, this.completionTokens, options.maxCompletionLength),
+    };
+  }
+
+  get iterations(): number {
+    return this.examples.length > 0 ? this.config.num_iterations : 0;
+  }
+
+  /**
+   * Clip the summed gradients to max_grad_norm and take an optimizer step (disposes `grads`). Returns false,
+   * applying nothing, when the loss or the gradient is not finite.
+   */
+  apply(iteration: number, grads: Map<string, tf.Tensor>, sums: IterationSums): boolean {
+    const norm = globalNorm(grads.values());
+    if (iteration === 0) {
+      this.gradNorm = norm;
+      this.loss = sums.loss;
+      this.clipped = sums.clipped;
+      this.ratioSum = sums.ratioSum;
+      this.kl = sums.kl;
+    }
+    if (!Number.isFinite(norm) || !Number.isFinite(sums.loss)) {
+      tf.dispose([...grads.values()]);
+      this.gradNorm = norm;
+      this.loss = Number.NaN;
+      return false;
+    }
+    const scale = Math.min(1, this.config.max_grad_norm / (norm + 1e-6));
+    const clippedGrads = new Map([...grads].map(([name, g]) => [name, tf.mul(g, scale)]));
+    this.optimizer.apply(clippedGrads);
+    this.optimizerSteps++;
+    tf.dispose([...clippedGrads.values(), ...grads.values()]);
+    return true;
+  }
+
+  stats(ok: boolean): UpdateStats {
+    const c = this.completionTokens;
+    return {
+      loss: ok ? this.loss : Number.NaN,
+      gradNorm: this.gradNorm,
+      clipRatio: ok && c ? this.clipped / c : 0,
+      ratioMean: ok ? (c ? this.ratioSum / c : 1) : Number.NaN,
+      kl: ok ? (c ? this.kl / c : 0) : Number.NaN,
+      sequences: this.examples.length,
+      tokens: this.tokens,
+      completionTokens: c,
+      optimizerSteps: this.optimizerSteps,
+      seconds: (Date.now() - this.start) / 1000,
+    };
+  }
+}
+
 /**
- * The policy update for one rollout batch: num_iterations optimizer steps, each over all
- * examples with gradients accumulated over micro-batches of micro_batch_size sequences
- * (memory stays bounded; the sum equals the full-batch gradient), clipped to max_grad_norm.
+ * The policy update for one rollout batch: num_iterations optimizer steps, each over all examples with
+ * gradients accumulated over micro-batches of at most micro_batch_size sequences (memory stays bounded; the
+ * sum equals the full-batch gradient), clipped to max_grad_norm. The micro-batches are a fixed partition of
+ * the examples (see microBatches: sorted by length, then cut), summed in order: `policyUpdateParallel` gives
+ * the same result.
  */
 export function policyUpdate(policy: Policy, optimizer: AdamW, examples: readonly Example[], config: TrainerConfig, options: UpdateOptions): UpdateStats {
-  const start = Date.now();
-  const named = policy.namedVariables();
-  const byVariableName = new Map([...named].map(([hfName, v]) => [v.name, hfName]));
-  const varList = [...named.values()];
-  const completionTokens = examples.reduce((n, e) => n + e.oldLogprobs.length, 0);
-  const tokens = examples.reduce((n, e) => n + e.ids.length, 0);
-  const batches: MicroBatch[] = [];
-  for (let i = 0; i < examples.length; i += config.micro_batch_size) batches.push(microBatch(examples.slice(i, i + config.micro_batch_size)));
-  if (config.beta > 0 && !options.reference) throw new Error('policyUpdate: beta > 0 needs a reference model');
-  for (const b of batches) {
-    const ids = b.examples.map((e) => e.ids);
-    if (config.beta > 0) b.ref = tf.tidy(() => options.reference!.sequenceLogprobs(ids));
-    if (config.old_logprobs === 'recompute') {
-      const recomputed = tf.tidy(() => tf.mul(policy.sequenceLogprobs(ids), b.mask) as tf.Tensor2D);
-      b.old.dispose();
-      b.old = recomputed;
-    }
-  }
-  const common = {
-    epsilonLow: config.epsilon,
-    epsilonHigh: config.epsilon_high ?? config.epsilon,
-    beta: config.beta,
-    lossType: config.loss_type,
-    normalizer: lossNormalizer(config.loss_type, examples.length, completionTokens, options.maxCompletionLength),
-  };
-  let loss = 0;
-  let clipped = 0;
-  let ratioSum = 0;
-  let klSum = 0;
-  let gradNorm = 0;
-  let optimizerSteps = 0;
+  const u = new Update(policy, optimizer, examples, config, options);
+  const model = { config: policy.config, padId: policy.padId, weights: policy.namedVariables() };
+  const batches: MicroBatch[] = u.parts.map((part) => microBatch(part));
   try {
-    for (let iteration = 0; iteration < config.num_iterations && examples.length > 0; iteration++) {
+    for (const b of batches) {
+      if (config.beta > 0) b.ref = referenceLogprobs(options.reference!, b);
+      if (config.old_logprobs === 'recompute') {
+        const recomputed = maskedLogprobs(policy, b);
+        b.old.dispose();
+        b.old = recomputed;
+      }
+    }
+    for (let iteration = 0; iteration < u.iterations; iteration++) {
       const accumulated = new Map<string, tf.Tensor>();
-      let iterationLoss = 0;
+      const sums: IterationSums = { loss: 0, clipped: 0, ratioSum: 0, kl: 0 };
       for (const b of batches) {
-        const { value, grads } = tf.variableGrads(() => {
-          const logprobs = policy.sequenceLogprobs(b.examples.map((e) => e.ids));
-          const inputs = { ...common, logprobs, oldLogprobs: b.old, refLogprobs: b.ref, mask: b.mask, advantages: b.adv };
-          if (iteration === 0) {
-            const stats = ratioStats(inputs);
-            clipped += stats.clipped;
-            ratioSum += stats.ratioSum;
-            if (b.ref) klSum += tf.tidy(() => tf.sum(tf.mul(klK3(logprobs, b.ref!), b.mask)).dataSync()[0]!);
-          }
-          return policyLoss(inputs);
-        }, varList);
-        iterationLoss += value.dataSync()[0]!;
-        value.dispose();
-        for (const [variableName, g] of Object.entries(grads)) {
-          const name = byVariableName.get(variableName)!;
+        const r = microBatchGradient(model, b, u.settings, iteration === 0);
+        addSums(sums, r);
+        for (const [name, g] of r.grads) {
           const previous = accumulated.get(name);
           if (previous) {
             accumulated.set(name, tf.add(previous, g));
@@ -139,34 +166,93 @@ export function policyUpdate(policy: Policy, optimizer: AdamW, examples: readonl
           }
         }
       }
-      const norm = globalNorm(accumulated.values());
-      if (iteration === 0) {
-        gradNorm = norm;
-        loss = iterationLoss;
-      }
-      if (!Number.isFinite(norm) || !Number.isFinite(iterationLoss)) {
-        tf.dispose([...accumulated.values()]);
-        return { loss: Number.NaN, gradNorm: norm, clipRatio: 0, ratioMean: Number.NaN, kl: Number.NaN, sequences: examples.length, tokens, completionTokens, optimizerSteps, seconds: (Date.now() - start) / 1000 };
-      }
-      const scale = Math.min(1, config.max_grad_norm / (norm + 1e-6));
-      const clippedGrads = new Map([...accumulated].map(([name, g]) => [name, tf.mul(g, scale)]));
-      optimizer.apply(clippedGrads);
-      optimizerSteps++;
-      tf.dispose([...clippedGrads.values(), ...accumulated.values()]);
+      if (!u.apply(iteration, accumulated, sums)) return u.stats(false);
     }
   } finally {
-    for (const b of batches) tf.dispose([b.mask, b.old, b.adv, ...(b.ref ? [b.ref] : [])]);
+    batches.forEach(disposeMicroBatch);
   }
-  return {
-    loss,
-    gradNorm,
-    clipRatio: completionTokens ? clipped / completionTokens : 0,
-    ratioMean: completionTokens ? ratioSum / completionTokens : 1,
-    kl: completionTokens ? klSum / completionTokens : 0,
-    sequences: examples.length,
-    tokens,
-    completionTokens,
-    optimizerSteps,
-    seconds: (Date.now() - start) / 1000,
-  };
+  return u.stats(true);
+}
+
+/**
+ * `policyUpdate` with the micro-batches' gradients computed by worker threads (each on its copy of the
+ * policy, synced before every iteration) and summed here in micro-batch order, in float32: the same
+ * arithmetic as policyUpdate, so the weights and optimizer state after the update are identical to it,
+ * whatever the number of workers. Clipping and the AdamW step run in this thread.
+ */
+export async function policyUpdateParallel(
+  policy: Policy,
+  optimizer: AdamW,
+  examples: readonly Example[],
+  config: TrainerConfig,
+  options: UpdateOptions & { workers: PolicyWorkers },
+): Promise<UpdateStats> {
+  const u = new Update(policy, optimizer, examples, config, options);
+  const { workers, reference } = options;
+  const names = [...policy.weights.keys()];
+  // Reference log-probs in the workers when the reference model has the policy's architecture, else here.
+  const refInWorkers = config.beta > 0 && JSON.stringify(reference!.config) === JSON.stringify(policy.config) && reference!.padId === policy.padId;
+  const old: (Float32Array | undefined)[] = [];
+  const ref: (Float32Array | undefined)[] = u.parts.map((part) => {
+    if (config.beta === 0 || refInWorkers) return undefined;
+    const mb = microBatch(part);
+    const lp = referenceLogprobs(reference!, mb);
+    try {
+      return (lp.dataSync() as Float32Array).slice();
+    } finally {
+      lp.dispose();
+      disposeMicroBatch(mb);
+    }
+  });
+  if (refInWorkers) await workers.syncWeights(reference!.weights, 'reference');
+  for (let iteration = 0; iteration < u.iterations; iteration++) {
+    await workers.syncWeights(policy.weights);
+    // Longest micro-batches first (they are sorted by length): the last tasks to finish are short ones.
+    const tasks = u.parts.map((part, i) => ({ part, i })).reverse();
+    const results: GradientResult[] = new Array(u.parts.length);
+    await Promise.all(
+      tasks.map(async ({ part, i }) => {
+        const task: GradientTask = {
+          examples: part,
+          settings: u.settings,
+          withStats: iteration === 0,
+          old: old[i] ?? (config.old_logprobs === 'recompute' ? 'recompute' : undefined),
+          ref: ref[i] ?? (refInWorkers ? 'compute' : undefined),
+        };
+        results[i] = await workers.run<GradientResult>('trainer.gradient', task);
+      }),
+    );
+    const sums: IterationSums = { loss: 0, clipped: 0, ratioSum: 0, kl: 0 };
+    const total = results[0]!.grads;
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!;
+      old[i] ??= r.old;
+      ref[i] ??= r.ref;
+      addSums(sums, r);
+      if (i > 0) for (let k = 0; k < total.length; k++) total[k] += r.grads[k]!; // float32 adds, as tf.add does
+    }
+    if (results.some((r) => r.names.join() !== results[0]!.names.join())) throw new Error('policyUpdateParallel: workers disagree on the weight order');
+    const offsets = new Map<string, number>();
+    let offset = 0;
+    for (const name of results[0]!.names) {
+      offsets.set(name, offset);
+      offset += policy.weights.get(name)!.size;
+    }
+    const grads = new Map<string, tf.Tensor>();
+    for (const name of names) {
+      const v = policy.weights.get(name)!;
+      const at = offsets.get(name);
+      if (at === undefined) throw new Error(`policyUpdateParallel: no gradient for ${name}`);
+      grads.set(name, tf.tensor(total.subarray(at, at + v.size), v.shape, 'float32'));
+    }
+    if (!u.apply(iteration, grads, sums)) return u.stats(false);
+  }
+  return u.stats(true);
+}
+
+function addSums(sums: IterationSums, r: IterationSums): void {
+  sums.loss += r.loss;
+  sums.clipped += r.clipped;
+  sums.ratioSum += r.ratioSum;
+  sums.kl += r.kl;
 }

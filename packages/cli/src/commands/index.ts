@@ -1,3 +1,4 @@
+import { backends } from './backends.ts';
 import { benchmarks } from './benchmarks.ts';
 import { cacheKey } from './cache-key.ts';
 import { config } from './config.ts';
@@ -22,6 +23,7 @@ export const commands: Record<string, Command> = {
   eval: evaluate,
   report,
   benchmarks,
+  backends,
   serve,
   generate,
   logprobs,

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { RunLayout, log, selectBackend, writeJsonAtomic } from '@empo/core';
 import { configFrom, configHelp, configOptions, parse, positiveInt } from '../args.ts';
+import type { PairedDifference } from '@empo/evaluator';
 import type { Command } from './types.ts';
 
 const help = `Usage: empo main [--steps N] [--eval-every N] [--eval-questions N] [options]
@@ -34,39 +35,57 @@ export const mainJob: Command = {
     const steps = positiveInt('--steps', values.steps, 20);
     const evalEvery = positiveInt('--eval-every', values['eval-every'], 5);
     const evalQuestions = positiveInt('--eval-questions', values['eval-questions'], 64);
-    const [{ evaluateStep, readEvalQueries, writeReport }, { trainLoop }, { Policy }] = await Promise.all([
-      import('@empo/evaluator'), import('../loop.ts'), import('@empo/policy'),
+    const [{ compareSteps, evaluateStepParallel, readEvalQueries, writeReport }, { trainLoop }, { Policy }, { loopWorkers }] = await Promise.all([
+      import('@empo/evaluator'), import('../loop.ts'), import('@empo/policy'), import('../workers.ts'),
     ]);
     const started = Date.now();
     const layout = RunLayout.fromConfig(config);
     const questions = readEvalQueries(config);
-    await selectBackend(config.backend);
+    const backend = await selectBackend(config.backend);
 
     const basePolicy = await Policy.load(layout.baseModel);
-    const base = evaluateStep(basePolicy, questions, config, 0, layout.baseModel);
-    basePolicy.dispose();
+    // One set of worker threads (config `workers`) for the evaluations and the training: same results as without.
+    const workers = await loopWorkers(config, backend, basePolicy);
+    let base, final, finalStep;
+    try {
+      base = await evaluateStepParallel(basePolicy, workers, questions, config, 0, layout.baseModel);
+      basePolicy.dispose();
 
-    await trainLoop(config, steps, (metrics, session) => {
-      if (evalEvery > 0 && metrics.step % evalEvery === 0 && metrics.step < steps) {
-        evaluateStep(session.policy, questions.slice(0, evalQuestions), config, metrics.step, `${config.run} step ${metrics.step} (in memory)`);
-      }
-    });
-    const finalPolicy = await Policy.load(layout.modelDir(steps));
-    const final = evaluateStep(finalPolicy, questions, config, steps, layout.modelDir(steps));
-    finalPolicy.dispose();
+      await trainLoop(config, steps, async (metrics, session) => {
+        if (evalEvery > 0 && metrics.step % evalEvery === 0 && metrics.step < steps) {
+          await evaluateStepParallel(session.policy, workers, questions.slice(0, evalQuestions), config, metrics.step, `${config.run} step ${metrics.step} (in memory)`);
+        }
+      }, { workers });
+      // The collapse guards may stop the run early: the result is then its last checkpoint.
+      finalStep = layout.latestCheckpointStep();
+      const finalPolicy = await Policy.load(layout.modelDir(finalStep));
+      final = await evaluateStepParallel(finalPolicy, workers, questions, config, finalStep, layout.modelDir(finalStep));
+      finalPolicy.dispose();
+    } finally {
+      await workers?.close();
+    }
+    const change = compareSteps(layout, 0, finalStep);
 
-    const summary = { run: config.run, steps, questions: base.questions, samples: base.samples, base: figures(base), empo: figures(final) };
+    const summary = {
+      run: config.run, steps: finalStep, questions: base.questions, samples: base.samples, base: figures(base), empo: figures(final),
+      // EMPO minus base on the same questions, with the 95% interval of the evaluation noise (paired by question).
+      change: { greedy_accuracy: change.greedy_accuracy, mean_accuracy: change.mean_accuracy, maj_accuracy: change.maj_accuracy },
+    };
     writeJsonAtomic(join(layout.root, 'summary.json'), summary);
     const report = writeReport(layout);
 
     const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`).padStart(9);
     const ent = (x: number | null) => (x === null ? '–' : x.toFixed(3)).padStart(9);
     const k = base.samples;
+    const points = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`;
+    const delta = (d: PairedDifference | null) => (d === null ? '–' : `${points(d.delta)} [${points(d.ci95[0])}, ${points(d.ci95[1])}]`);
     process.stdout.write(
-      `\nEMPO without labels: ${config.model}, ${steps} steps, ${base.questions} held-out questions, k = ${k}\n\n` +
+      `\nEMPO without labels: ${config.model}, ${finalStep} steps, ${base.questions} held-out questions, k = ${k}\n\n` +
         `model             greedy   mean@${k}    maj@${k}  sem. entropy\n` +
         `base (step 0) ${pct(base.greedy_accuracy)}${pct(base.mean_accuracy)}${pct(base.maj_accuracy)}${ent(base.semantic_entropy)}\n` +
-        `EMPO (step ${String(steps).padEnd(3)})${pct(final.greedy_accuracy)}${pct(final.mean_accuracy)}${pct(final.maj_accuracy)}${ent(final.semantic_entropy)}\n\n` +
+        `EMPO (step ${String(finalStep).padEnd(3)})${pct(final.greedy_accuracy)}${pct(final.mean_accuracy)}${pct(final.maj_accuracy)}${ent(final.semantic_entropy)}\n` +
+        `\nEMPO - base in points, 95% CI paired by question: greedy ${delta(change.greedy_accuracy)}, ` +
+        `mean@${k} ${delta(change.mean_accuracy)}, maj@${k} ${delta(change.maj_accuracy)}\n\n` +
         `summary: ${join(layout.root, 'summary.json')}\nreport:  ${report}\n`,
     );
     log.info(`main job finished in ${((Date.now() - started) / 1000).toFixed(0)}s`);

@@ -4,17 +4,15 @@
  * output on stdout only; logs go to stderr.
  */
 import { existsSync, statSync } from 'node:fs';
-import { EmpoError, selectBackend, type BackendName } from '@empo/core';
+import { EmpoError, parseBackendName, selectBackend } from '@empo/core';
 import { parse } from '../args.ts';
 import type { Command } from './types.ts';
-
-const BACKENDS = ['wasm', 'cpu', 'tensorflow', 'auto', 'webgpu'];
 
 const common = `  --model DIR          Hugging Face model folder (config.json, model.safetensors, tokenizer.json, ...)
   --prompt TEXT        the prompt (raw text: BOS first when the tokenizer adds one, no chat template)
   --chat               format the prompt as a user message with the tokenizer's chat template
   --system TEXT        with --chat: a system message before it
-  --backend NAME       wasm (default), cpu, tensorflow, auto
+  --backend NAME       wasm (default), cpu, webgpu, tensorflow, auto ('empo backends' lists them)
   -h, --help           this help`;
 
 const logprobsHelp = `Usage: empo logprobs --model DIR --prompt TEXT --completion TEXT [--json] [options]
@@ -51,12 +49,6 @@ const modelOptions = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function backendOf(text: string | undefined): BackendName {
-  const b = text ?? 'wasm';
-  if (!BACKENDS.includes(b)) throw new EmpoError(`--backend: unknown backend '${b}' (${BACKENDS.join(', ')})`);
-  return b as BackendName;
-}
-
 function number(flag: string, text: string | undefined, fallback: number, ok: (x: number) => boolean, what: string): number {
   if (text === undefined) return fallback;
   const x = Number(text);
@@ -69,7 +61,7 @@ async function loadModel(command: string, values: { model?: string; prompt?: str
   if (!values.model) throw new EmpoError(`--model is required; see 'empo ${command} --help'`);
   if (values.prompt === undefined) throw new EmpoError(`--prompt is required; see 'empo ${command} --help'`);
   if (!existsSync(values.model) || !statSync(values.model).isDirectory()) throw new EmpoError(`--model: ${values.model} is not a folder`);
-  const backend = backendOf(values.backend);
+  const backend = parseBackendName('--backend', values.backend ?? 'wasm');
   const { Policy } = await import('@empo/policy');
   await selectBackend(backend);
   return Policy.load(values.model);

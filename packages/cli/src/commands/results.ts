@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
-import { EmpoError, RunLayout, log, stepName, writeFileAtomic, writeJsonAtomic } from '@empo/core';
+import { dirname, join, resolve } from 'node:path';
+import {
+  EmpoError, RunLayout, evalSamplesSpec, log, readParquetRows, stepName, writeFileAtomic, writeJsonAtomic, type EvalSampleRow,
+} from '@empo/core';
+import type { EvalComparison, PairedDifference } from '@empo/evaluator';
 import { configFrom, configHelp, configOptions, parse, positiveInt } from '../args.ts';
 import type { Command } from './types.ts';
 
@@ -17,7 +20,57 @@ const methods = {
 } as const;
 type Method = keyof typeof methods;
 
-interface Figures { greedy_accuracy: number; mean_accuracy: number | null; maj_accuracy: number | null; semantic_entropy: number | null }
+interface Figures {
+  greedy_accuracy: number; mean_accuracy: number | null; maj_accuracy: number | null; semantic_entropy: number | null; questions?: number;
+}
+interface RunFigures extends Figures { method: Method; seed: number; evalDir: string; step: number }
+
+const points = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`;
+const withInterval = (d: PairedDifference | null) => (d === null ? '–' : `${points(d.delta)} [${points(d.ci95[0])}, ${points(d.ci95[1])}]`);
+
+/**
+ * Per seed, each method's change from the base model on the same questions with paired 95%
+ * intervals, and the share of gold GRPO's mean-accuracy gain that EMPO recovers.
+ */
+function changeTable(raw: readonly RunFigures[], chosen: readonly Method[], k: number, evaluator: typeof import('@empo/evaluator')) {
+  const { compareScores, questionScores } = evaluator;
+  const read = (dir: string) => questionScores(readParquetRows<EvalSampleRow>(join(dir, 'samples.parquet'), evalSamplesSpec));
+  const rows: { method: Method; seed: number; step: number; change: EvalComparison }[] = [];
+  for (const r of raw) {
+    if (r.method === 'base') continue;
+    const base = raw.find((b) => b.method === 'base' && b.seed === r.seed);
+    if (!base) continue;
+    rows.push({ method: r.method, seed: r.seed, step: r.step, change: compareScores(read(base.evalDir), read(r.evalDir), `${base.evalDir} and ${r.evalDir}`) });
+  }
+  if (!rows.length) return { rows, table: '(needs the base method in --methods)', notes: '' };
+  const table = [
+    `| method | seed | steps | greedy | mean@${k} | maj@${k} |`, '|---|---|---|---|---|---|',
+    ...chosen.flatMap((m) => rows.filter((r) => r.method === m).map((r) =>
+      `| ${m} | ${r.seed} | ${r.step} | ${withInterval(r.change.greedy_accuracy)} | ${withInterval(r.change.mean_accuracy)} | ${withInterval(r.change.maj_accuracy)} |`)),
+  ].join('\n');
+  const meanGain = (m: Method) => {
+    const xs = rows.filter((r) => r.method === m && r.change.mean_accuracy).map((r) => r.change.mean_accuracy!.delta);
+    return xs.length ? stats(xs).mean : null;
+  };
+  const greedyGain = (m: Method) => {
+    const xs = rows.filter((r) => r.method === m).map((r) => r.change.greedy_accuracy.delta);
+    return xs.length ? stats(xs).mean : null;
+  };
+  const notes: string[] = [];
+  const empo = meanGain('empo');
+  const gold = meanGain('grpo_gold');
+  if (empo !== null && gold !== null && gold > 0) {
+    notes.push(`- EMPO recovers ${((empo / gold) * 100).toFixed(0)}% of the mean@${k} gain of GRPO with gold answers (${points(empo)} against ${points(gold)} points, seed means).`);
+  }
+  const empoRows = rows.filter((r) => r.method === 'empo');
+  if (empoRows.length) {
+    const beats = empoRows.filter((r) => (r.change.mean_accuracy?.delta ?? 0) > 0).length;
+    const below = empoRows.filter((r) => r.change.greedy_accuracy.ci95[1] < 0).length;
+    notes.push(`- EMPO beats the base on mean@${k} in ${beats} of ${empoRows.length} seeds; its greedy accuracy changes by ${points(greedyGain('empo')!)} points on average, ` +
+      `and falls beyond the evaluation noise (interval entirely below 0) in ${below} of ${empoRows.length} seeds.`);
+  }
+  return { rows, table, notes: notes.join('\n') };
+}
 
 const bin = resolve(import.meta.dirname, '../../bin/empo.mjs');
 
@@ -87,7 +140,7 @@ ${configHelp}
 
     const tasks = seeds > 0 ? chosen.flatMap((method) => Array.from({ length: seeds }, (_, i) => ({ method, seed: i + 1 }))) : [];
     const started = Date.now();
-    const figures = await pool(tasks.map(({ method, seed }) => async (): Promise<Figures> => {
+    const figures = await pool(tasks.map(({ method, seed }) => async (): Promise<Omit<RunFigures, 'method' | 'seed'>> => {
       const runName = `results-${method}-s${seed}`;
       const args = ['--run', runName, '--seed', String(seed), ...common];
       const layout = new RunLayout(resolve(config.runs_dir), runName, resolve(config.model));
@@ -107,15 +160,17 @@ ${configHelp}
       } else {
         const extra = ['--set', `clusterer.reward="${reward[method]}"`, ...(method === 'grpo_gold' ? ['--set', `clusterer.gold_answers=${JSON.stringify(goldAnswers)}`] : [])];
         await run(['train', '--steps', String(steps), ...args, ...extra], runName);
+        evalStep = layout.latestCheckpointStep(); // earlier than --steps when a collapse guard stopped the run
       }
       const summaryPath = join(layout.root, 'eval', stepName(evalStep), 'summary.json');
       if (!existsSync(summaryPath)) await run(['eval', '--step', String(evalStep), ...evalArgs], runName);
       log.info(`results: ${runName} done (${((Date.now() - started) / 1000).toFixed(0)}s)`);
-      return JSON.parse(readFileSync(summaryPath, 'utf8')) as Figures;
+      return { ...(JSON.parse(readFileSync(summaryPath, 'utf8')) as Figures), evalDir: dirname(summaryPath), step: evalStep };
     }), jobs);
 
     const raw = tasks.map((t, i) => ({ ...t, ...figures[i]! }));
-    writeJsonAtomic(resolve(config.runs_dir, 'results.json'), { steps, seeds, config, runs: raw });
+    const changes = changeTable(raw, chosen, config.evaluator.num_samples, await import('@empo/evaluator'));
+    writeJsonAtomic(resolve(config.runs_dir, 'results.json'), { steps, seeds, config, runs: raw, changes: changes.rows });
     const fmt = (method: Method, key: keyof Figures, percent: boolean) => {
       const xs = raw.filter((r) => r.method === method).map((r) => r[key]).filter((x): x is number => x !== null);
       if (!xs.length) return '–';
@@ -141,7 +196,16 @@ ${config.sampler.questions_per_step} questions x ${config.sampler.num_generation
 Mean ± sample standard deviation over ${seeds} seeds. Raw figures: \`${config.runs_dir}/results.json\`.
 
 ${table}
+
+## Change from the base model, per seed
+
+Each trained model minus the base model of the same seed on the same ${raw.find((r) => r.method === 'base')?.questions ?? ''} held-out questions, in points,
+with the 95% interval of the evaluation noise (paired by question: a change inside the
+interval is not distinguishable from sampling the evaluation again).
+
+${changes.table}
+${changes.notes}
 `);
-    process.stdout.write(`${table}\n\nwritten to ${out}\n`);
+    process.stdout.write(`${table}\n\n${changes.table}\n${changes.notes}\nwritten to ${out}\n`);
   },
 };

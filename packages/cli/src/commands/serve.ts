@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { EmpoError, log, selectBackend, type BackendName } from '@empo/core';
+import { EmpoError, log, parseBackendName, selectBackend } from '@empo/core';
 import { parse } from '../args.ts';
 import type { Command } from './types.ts';
 
@@ -24,7 +24,7 @@ Bad requests get OpenAI-style errors (400). Requests run one at a time; bodies, 
   --max-body BYTES     largest request body (default 1048576)
   --max-queue N        requests waiting at most; more get 429 (default 32)
   --max-n N            largest n (default 64)
-  --backend NAME       wasm (default), cpu, tensorflow, auto
+  --backend NAME       wasm (default), cpu, webgpu, tensorflow, auto ('empo backends' lists them)
   -h, --help           this help
 `;
 
@@ -53,8 +53,7 @@ export const serve: Command = {
     if (!values.model) throw new EmpoError("--model is required; see 'empo serve --help'");
     if (!existsSync(values.model) || !statSync(values.model).isDirectory()) throw new EmpoError(`--model: ${values.model} is not a folder`);
     const port = int('--port', values.port, 8000, 0, 65535);
-    const backend = (values.backend ?? 'wasm') as BackendName;
-    if (!['wasm', 'cpu', 'tensorflow', 'auto', 'webgpu'].includes(backend)) throw new EmpoError(`--backend: unknown backend '${backend}'`);
+    const backend = parseBackendName('--backend', values.backend ?? 'wasm');
     const [{ Policy }, { PolicyServer }] = await Promise.all([import('@empo/policy'), import('@empo/server')]);
     await selectBackend(backend);
     const policy = await Policy.load(values.model);

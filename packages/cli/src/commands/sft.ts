@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { EmpoError, Rng, log, selectBackend, writeJsonAtomic, type BackendName } from '@empo/core';
+import { EmpoError, Rng, log, parseBackendName, selectBackend, writeJsonAtomic } from '@empo/core';
 import { parse, positiveInt } from '../args.ts';
 import type { Command } from './types.ts';
 
@@ -26,7 +26,7 @@ from the data. Writes a Hugging Face model folder to DIR (atomically) with sft_l
   --held-out N         pairs held out for the loss curve (default 256)
   --eval-every N       held-out evaluation interval (default 100)
   --seed N             seed (default 0)
-  --backend NAME       wasm (default), cpu, tensorflow, auto
+  --backend NAME       wasm (default), cpu, webgpu, tensorflow, auto ('empo backends' lists them)
 `;
 
 function num(flag: string, text: string | undefined, fallback: number): number {
@@ -51,8 +51,7 @@ export const sft: Command = {
     if (!values.out) throw new EmpoError('--out is required; see empo sft --help');
     const schedule = values.schedule ?? 'cosine';
     if (schedule !== 'cosine' && schedule !== 'constant') throw new EmpoError(`--schedule must be cosine or constant, got '${schedule}'`);
-    const backend = (values.backend ?? 'wasm') as BackendName;
-    if (!['wasm', 'cpu', 'tensorflow', 'auto', 'webgpu'].includes(backend)) throw new EmpoError(`--backend: unknown backend '${backend}'`);
+    const backend = parseBackendName('--backend', values.backend ?? 'wasm');
     const seed = positiveInt('--seed', values.seed, 0);
     const { readSftRows, runSftLoop, sftExample } = await import('@empo/trainer');
     const { CharTokenizer, Policy, tinyConfig } = await import('@empo/policy');

@@ -1,0 +1,94 @@
+/**
+ * The body of a PolicyWorkers thread: its own tfjs backend instance (the parent's backend name), a replica of
+ * the model's weights (per slot, synced from the parent through a SharedArrayBuffer), and task handlers: the
+ * built-in `generate`, plus those of the task modules named at start. Messages are handled one at a time, in
+ * order, so a sync always completes before the tasks sent after it.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend, type BackendName } from '@empo/core';
+import { generate, type GenerateOptions } from '../generate.ts';
+import { INIT_ID, type FromWorker, type InitMessage, type SyncMessage, type TaskHandler, type TaskModule, type ToWorker, type WorkerModel } from './protocol.ts';
+
+const port = parentPort!;
+const handlers = new Map<string, TaskHandler>();
+const slots = new Map<string, Map<string, tf.Variable>>();
+let model: WorkerModel | null = null;
+
+/** Built-in tasks. */
+const builtins: Record<string, TaskHandler> = {
+  /** generate() on the synced policy weights. */
+  generate: (m, { prompts, opts }: { prompts: number[][]; opts: GenerateOptions }) => generate(m, prompts, opts),
+};
+
+async function init(msg: InitMessage): Promise<void> {
+  await selectBackend(msg.backend as BackendName, true);
+  for (const [name, h] of Object.entries(builtins)) handlers.set(name, h);
+  for (const url of msg.taskModules) {
+    const mod = (await import(url)) as TaskModule;
+    for (const [name, h] of Object.entries(mod.tasks)) handlers.set(name, h);
+  }
+  const weightsOf = (slot: string) => {
+    const w = slots.get(slot);
+    if (!w) throw new Error(`worker: weights '${slot}' were never synced`);
+    return w;
+  };
+  model = {
+    config: msg.config,
+    padId: msg.padId,
+    stopIds: new Set(msg.stopIds),
+    get weights() {
+      return weightsOf('policy');
+    },
+    weightsOf,
+  };
+}
+
+/** Copy the tensors out of the shared buffer into this thread's variables (created on the first sync). */
+function sync(msg: SyncMessage): void {
+  let vars = slots.get(msg.slot);
+  if (!vars) slots.set(msg.slot, (vars = new Map()));
+  for (const t of msg.layout) {
+    // slice(): a private copy (a backend may keep the array it is given, and the parent rewrites the buffer).
+    const data = new Float32Array(msg.buffer, t.offset * 4, t.size).slice();
+    const v = vars.get(t.name);
+    if (v) tf.tidy(() => v.assign(tf.tensor(data, t.shape, 'float32')));
+    else vars.set(t.name, tf.tidy(() => tf.variable(tf.tensor(data, t.shape, 'float32'), true)));
+  }
+}
+
+/** The ArrayBuffers of the typed arrays in a result (a few levels deep), moved instead of copied. */
+function transferables(value: unknown, depth = 3, out = new Set<ArrayBuffer>()): ArrayBuffer[] {
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer) out.add(value.buffer);
+  } else if (depth > 0 && value && typeof value === 'object') {
+    for (const v of Array.isArray(value) ? value : Object.values(value)) transferables(v, depth - 1, out);
+  }
+  return [...out];
+}
+
+async function handle(msg: ToWorker): Promise<void> {
+  const id = msg.type === 'init' ? INIT_ID : msg.id;
+  try {
+    let value: unknown = null;
+    if (msg.type === 'init') await init(msg);
+    else if (msg.type === 'sync') sync(msg);
+    else {
+      const h = handlers.get(msg.task);
+      if (!h) throw new Error(`worker: unknown task '${msg.task}'`);
+      if (!model) throw new Error('worker: not initialised');
+      value = await (h as (m: WorkerModel, p: unknown) => unknown)(model, msg.payload);
+    }
+    const reply: FromWorker = { type: 'result', id, value };
+    port.postMessage(reply, transferables(value));
+  } catch (e) {
+    const err = e as Error;
+    const reply: FromWorker = { type: 'error', id, message: err?.message ?? String(e), stack: err?.stack };
+    port.postMessage(reply);
+  }
+}
+
+let queue = Promise.resolve();
+port.on('message', (msg: ToWorker) => {
+  queue = queue.then(() => handle(msg));
+});

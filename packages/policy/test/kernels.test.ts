@@ -1,0 +1,135 @@
+/**
+ * The wasm SIMD matmul kernels (kernels/matmul.ts): they agree with tf.matMul for every shape class (tiles of
+ * 4 x 8, 4-column and single-column tails, single rows, K not a multiple of 4), a row's result does not depend
+ * on the rest of its batch (bit for bit), and they leak no tensors.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { batchMatMul, batchMatMulNT, batchMatMulTN, setWasmKernels } from '../src/index.ts';
+import { concat, gatherRows, slice } from '../src/kernels/copy.ts';
+import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
+import { withBackend } from './helpers.ts';
+
+beforeAll(() => withBackend('wasm'));
+
+const SHAPES: [number[], number, number, number][] = [
+  // batch dims, M, K, N
+  [[1], 1, 1, 1],
+  [[2], 3, 5, 7],
+  [[3], 9, 17, 13],
+  [[2, 2], 4, 8, 8],
+  [[2, 3], 5, 4, 16],
+  [[1, 4], 63, 32, 63],
+  [[2, 4], 63, 63, 32],
+  [[3, 2], 1, 32, 70],
+  [[], 9, 600, 21],
+];
+
+function relErr(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / Math.max(1e-6, tf.max(tf.abs(b)).dataSync()[0]!));
+}
+
+describe('wasm matmul kernels', () => {
+  test('a @ b and a @ b^T agree with tf.matMul', () => {
+    for (const [batch, M, K, N] of SHAPES) {
+      tf.tidy(() => {
+        const a = tf.randomNormal([...batch, M, K], 0, 1, 'float32', 1);
+        const b = tf.randomNormal([...batch, K, N], 0, 1, 'float32', 2);
+        const bt = tf.randomNormal([...batch, N, K], 0, 1, 'float32', 3);
+        expect(relErr(batchMatMul(a, b), tf.matMul(a, b)), `${batch} ${M}x${K}x${N}`).toBeLessThan(1e-5);
+        expect(relErr(batchMatMulNT(a, bt), tf.matMul(a, bt, false, true)), `NT ${batch} ${M}x${K}x${N}`).toBeLessThan(1e-5);
+        const at = tf.randomNormal([...batch, K, M], 0, 1, 'float32', 4);
+        expect(relErr(batchMatMulTN(at, b), tf.matMul(at, b, true, false)), `TN ${batch} ${M}x${K}x${N}`).toBeLessThan(1e-5);
+        // a^T b sums k in the same order as transposing a first: the same bits
+        expect(batchMatMulTN(at, b).arraySync()).toEqual(batchMatMul(tf.transpose(at, [...batch.keys(), batch.length + 1, batch.length]), b).arraySync());
+      });
+    }
+  });
+
+  test('the kernels run (not the fallback) and can be switched off', () => {
+    const names: string[] = [];
+    const a = tf.ones([2, 3, 4]);
+    const b = tf.ones([2, 4, 5]);
+    const run = () => tf.tidy(() => batchMatMul(a, b).dataSync());
+    const spy = (tf.engine() as unknown as { runKernel: (n: string, ...rest: unknown[]) => unknown });
+    const orig = spy.runKernel.bind(spy);
+    spy.runKernel = (n: string, ...rest: unknown[]) => (names.push(n), orig(n, ...rest));
+    try {
+      run();
+      setWasmKernels(false);
+      run();
+    } finally {
+      setWasmKernels(true);
+      spy.runKernel = orig;
+      tf.dispose([a, b]);
+    }
+    expect(names[0]).toBe('EmpoBatchMatMul');
+    expect(names[1]).toBe('BatchMatMul');
+  });
+
+  test('a row gets the same bits whatever else is in the batch', () => {
+    tf.tidy(() => {
+      const a = tf.randomNormal([6, 4, 9, 32], 0, 1, 'float32', 4) as tf.Tensor4D;
+      const b = tf.randomNormal([6, 4, 32, 23], 0, 1, 'float32', 5) as tf.Tensor4D;
+      const bt = tf.randomNormal([6, 4, 23, 32], 0, 1, 'float32', 6) as tf.Tensor4D;
+      const whole = batchMatMul(a, b).arraySync() as number[][][][];
+      const wholeNT = batchMatMulNT(a, bt).arraySync() as number[][][][];
+      // batch entry 3 alone, and its query row 5 alone
+      const one = (t: tf.Tensor4D, r?: number): tf.Tensor4D => (r === undefined ? tf.slice(t, [3, 0, 0, 0], [1, -1, -1, -1]) : tf.slice(t, [3, 0, r, 0], [1, -1, 1, -1]));
+      expect((batchMatMul(one(a), one(b)).arraySync() as number[][][][])[0]).toEqual(whole[3]);
+      expect((batchMatMulNT(one(a), one(bt)).arraySync() as number[][][][])[0]).toEqual(wholeNT[3]);
+      const row = (batchMatMul(one(a, 5), one(b)).arraySync() as number[][][][])[0]!.map((h) => h[0]);
+      expect(row).toEqual(whole[3]!.map((h) => h[5]));
+    });
+  });
+
+  test('fused RMSNorm and RoPE agree with their tfjs formulas', () => {
+    tf.tidy(() => {
+      for (const D of [1, 7, 32, 130]) {
+        const x = tf.randomNormal([5, D], 0, 2, 'float32', D) as tf.Tensor2D;
+        const w = tf.randomNormal([D], 1, 0.2, 'float32', D + 1) as tf.Tensor1D;
+        const ref = tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6))), w);
+        expect(relErr(rmsNormForward(x, w, 1e-6), ref), `D=${D}`).toBeLessThan(1e-6);
+      }
+      for (const [B, T, H, hd, P] of [[2, 3, 4, 8, 1], [3, 5, 2, 32, 3], [1, 1, 3, 16, 1]] as const) {
+        const x = tf.randomNormal([B, T, H, hd], 0, 1, 'float32', 7) as tf.Tensor4D;
+        const cos = tf.randomUniform([P, T, 1, hd], -1, 1, 'float32', 8) as tf.Tensor4D;
+        const sin = tf.randomUniform([P, T, 1, hd], -1, 1, 'float32', 9) as tf.Tensor4D;
+        const [x1, x2] = tf.split(x, 2, -1);
+        const ref = tf.mul(tf.add(tf.mul(x, cos), tf.mul(tf.concat([tf.neg(x2!), x1!], -1), sin)), 0.5);
+        expect(relErr(ropeForward(x, cos, sin, 0.5), ref), `${B},${T},${H},${hd}`).toBeLessThan(1e-6);
+      }
+    });
+  });
+
+  test('row gathers, concat and slices equal tfjs ops, bit for bit', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([6, 3, 5, 4], 0, 1, 'float32', 10) as tf.Tensor4D;
+      const y = tf.randomNormal([6, 3, 2, 4], 0, 1, 'float32', 11) as tf.Tensor4D;
+      expect(gatherRows(x, [5, 0, 1, 2, 2]).arraySync()).toEqual(tf.gather(x, [5, 0, 1, 2, 2]).arraySync());
+      expect(concat([x, y], 2).arraySync()).toEqual(tf.concat([x, y], 2).arraySync());
+      expect(concat([x, x], 3).arraySync()).toEqual(tf.concat([x, x], 3).arraySync());
+      expect(slice(x, 3, 1, 2).arraySync()).toEqual(tf.slice(x, [0, 0, 0, 1], [-1, -1, -1, 2]).arraySync());
+      expect(slice(x, 2, 4, 1).arraySync()).toEqual(tf.slice(x, [0, 0, 4, 0], [-1, -1, 1, -1]).arraySync());
+      // gradients: slice pads, concat slices
+      const gs = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(slice(t as tf.Tensor4D, 3, 1, 2), 3)))(x);
+      expect(gs.arraySync()).toEqual(tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.slice(t, [0, 0, 0, 1], [-1, -1, -1, 2]), 3)))(x).arraySync());
+      const gc = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(concat([t as tf.Tensor4D, y], 2), tf.range(0, 4))))(x);
+      expect(gc.arraySync()).toEqual(tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.concat([t, y], 2), tf.range(0, 4))))(x).arraySync());
+    });
+  });
+
+  test('no tensor leaks', () => {
+    const a = tf.randomNormal([2, 5, 7]);
+    const b = tf.randomNormal([2, 7, 3]);
+    const before = tf.memory().numTensors;
+    const bt = tf.transpose(b, [0, 2, 1]) as tf.Tensor3D;
+    for (let i = 0; i < 5; i++) tf.dispose([batchMatMul(a, b), batchMatMulNT(a, bt)]);
+    tf.tidy(() => {
+      batchMatMulNT(a, bt);
+    });
+    bt.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([a, b]);
+  });
+});

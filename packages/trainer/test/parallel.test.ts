@@ -1,0 +1,100 @@
+/**
+ * The update on worker threads (policyUpdateParallel, 2 workers) gives the same weights, AdamW moments and
+ * statistics as the update in this thread (policyUpdate), bit for bit; and neither leaks tensors across steps.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig, type ClusterRow, type RolloutRow } from '@empo/core';
+import { PolicyWorkers, useBackend, type Policy } from '@empo/policy';
+import { AdamW } from '../src/adamw.ts';
+import { microBatchRanges } from '../src/gradient.ts';
+import { buildExamples, policyUpdate, policyUpdateParallel, type UpdateStats } from '../src/update.ts';
+import { trainerTaskModule } from '../src/worker-tasks.ts';
+import { tinyPolicy } from './helpers.ts';
+
+let workers: PolicyWorkers;
+
+beforeAll(async () => {
+  await useBackend('wasm');
+  const p = tinyPolicy(11, 32);
+  workers = await PolicyWorkers.start({ workers: 2, backend: 'wasm', model: p, taskModules: [trainerTaskModule] });
+  p.dispose();
+});
+
+afterAll(async () => {
+  await workers.close();
+});
+
+/** Two questions x 5 samples from `policy`, with rewards that give non-zero advantages. */
+function batch(policy: Policy, seed: number): { rollouts: RolloutRow[]; clusters: ClusterRow[] } {
+  const rewards = [[1, 0, 0.25, 0.75, 0.5], [0, 0, 1, 0.5, 1]];
+  const rollouts: RolloutRow[] = [];
+  const clusters: ClusterRow[] = [];
+  rewards.forEach((rs, q) => {
+    const prompt = policy.encodePrompt(q === 0 ? 'a=1 b=2+3 a+b=?\n' : 'a=4 b=7 b-a=?\n');
+    const out = policy.generate(rs.map(() => prompt), { maxNewTokens: 8, temperature: 1, topP: 1, seed: seed + q });
+    rs.forEach((reward, i) => {
+      rollouts.push({
+        step: 1, question_id: `q${q}`, question: 'q', sample_index: i, prompt: '', completion: '', prompt_ids: prompt,
+        completion_ids: out.tokens[i]!, logprobs: out.logprobs[i]!, finished: out.finished[i]!,
+      });
+      clusters.push({ step: 1, question_id: `q${q}`, sample_index: i, answer: String(reward), cluster_id: 0, cluster_size: 1, reward, entropy: 0.5, keep: true });
+    });
+  });
+  return { rollouts, clusters };
+}
+
+async function state(policy: Policy, optimizer: AdamW): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, w] of await policy.hostWeights()) out.set(name, w.data as Float32Array);
+  for (const [name, t] of optimizer.stateTensors()) out.set(name, (await t.data()) as Float32Array);
+  return out;
+}
+
+const withoutTime = (s: UpdateStats) => ({ ...s, seconds: 0 });
+
+describe('micro-batches', () => {
+  it('are a fixed, balanced partition into an even number of parts', () => {
+    expect(microBatchRanges(0, 32)).toEqual([]);
+    expect(microBatchRanges(104, 32)).toEqual([[0, 26], [26, 52], [52, 78], [78, 104]]);
+    expect(microBatchRanges(72, 32)).toEqual([[0, 18], [18, 36], [36, 54], [54, 72]]);
+    expect(microBatchRanges(20, 32)).toEqual([[0, 10], [10, 20]]);
+    expect(microBatchRanges(1, 32)).toEqual([[0, 1]]);
+    expect(microBatchRanges(10, 3)).toEqual([[0, 3], [3, 6], [6, 8], [8, 10]]);
+  });
+});
+
+describe('policyUpdateParallel', () => {
+  const cases: [string, Record<string, unknown>][] = [
+    ['grpo, 2 iterations, recomputed old log-probs', { micro_batch_size: 3, num_iterations: 2, old_logprobs: 'recompute' }],
+    ['dapo with a KL term (reference log-probs on the workers)', { micro_batch_size: 4, loss_type: 'dapo', beta: 0.05, weight_decay: 0.01 }],
+  ];
+  for (const [name, trainer] of cases) {
+    it(`${name}: the same weights, optimizer state and stats as policyUpdate, for 3 steps`, async () => {
+      const config = parseConfig({ trainer }).trainer;
+      const a = tinyPolicy(12, 32);
+      const b = a.clone();
+      const reference = config.beta > 0 ? a.clone() : undefined;
+      const adam = () => ({ learningRate: 1e-2, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: config.weight_decay });
+      const optA = new AdamW(a.namedVariables(), adam());
+      const optB = new AdamW(b.namedVariables(), adam());
+      for (let step = 1; step <= 3; step++) {
+        const { rollouts, clusters } = batch(a, 100 * step);
+        const examples = buildExamples(rollouts, clusters, config);
+        const countA = tf.memory().numTensors;
+        const sa = policyUpdate(a, optA, examples, config, { maxCompletionLength: 8, reference });
+        expect(tf.memory().numTensors, 'policyUpdate leaks').toBe(countA);
+        const sb = await policyUpdateParallel(b, optB, examples, config, { maxCompletionLength: 8, reference, workers });
+        expect(tf.memory().numTensors, 'policyUpdateParallel leaks').toBe(countA);
+        expect(withoutTime(sb)).toEqual(withoutTime(sa));
+        const [wa, wb] = [await state(a, optA), await state(b, optB)];
+        for (const [k, v] of wa) expect(Buffer.from(wb.get(k)!.buffer).equals(Buffer.from(v.buffer)), `${k} after step ${step}`).toBe(true);
+      }
+      optA.dispose();
+      optB.dispose();
+      a.dispose();
+      b.dispose();
+      reference?.dispose();
+    });
+  }
+});
