@@ -22,7 +22,10 @@ export interface EvalComparison {
 /**
  * Paired difference of per-question scores: the two evaluations share their questions, so the
  * question-to-question spread cancels and the interval is the evaluation noise of the change
- * itself (a McNemar-style interval when the scores are 0/1).
+ * itself. 0/1 scores (greedy, maj@k) use the Agresti-Min interval (the paired Wald interval
+ * with half a question added to each cell of the 2x2 table), which stays honest when few or no
+ * questions changed; the plain Wald interval is then zero-width. Other scores (mean@k) use the
+ * normal interval of the mean paired difference.
  */
 export function pairedDifference(before: readonly number[], after: readonly number[]): PairedDifference {
   if (before.length !== after.length) throw new RangeError(`paired scores differ in length: ${before.length} vs ${after.length}`);
@@ -30,6 +33,15 @@ export function pairedDifference(before: readonly number[], after: readonly numb
   if (n === 0) return { delta: 0, ci95: [0, 0], questions: 0 };
   const d = after.map((a, i) => a - before[i]!);
   const mean = d.reduce((s, x) => s + x, 0) / n;
+  const binary = [...before, ...after].every((x) => x === 0 || x === 1);
+  if (binary) {
+    const gained = d.filter((x) => x === 1).length + 0.5;
+    const lost = d.filter((x) => x === -1).length + 0.5;
+    const total = n + 2;
+    const centre = (gained - lost) / total;
+    const half = 1.96 * Math.sqrt((gained + lost - (gained - lost) ** 2 / total) / total ** 2);
+    return { delta: mean, ci95: [centre - half, centre + half], questions: n };
+  }
   const variance = n > 1 ? d.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1) : 0;
   const half = 1.96 * Math.sqrt(variance / n);
   return { delta: mean, ci95: [mean - half, mean + half], questions: n };

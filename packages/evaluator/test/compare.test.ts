@@ -11,21 +11,39 @@ function rows(id: string, greedy: boolean, samples: [string, boolean][]): EvalSa
 }
 
 describe('pairedDifference', () => {
-  it('is zero with a zero-width interval when nothing changed', () => {
-    expect(pairedDifference([1, 0, 1], [1, 0, 1])).toEqual({ delta: 0, ci95: [0, 0], questions: 3 });
+  it('keeps a real width for 0/1 scores when no question changed (Agresti-Min)', () => {
+    const same = Array.from({ length: 200 }, (_, i) => (i < 197 ? 1 : 0));
+    const d = pairedDifference(same, same);
+    expect(d.delta).toBe(0);
+    // Half a question in each discordant cell: half-width 1.96 * sqrt(1) / 202.
+    expect(d.ci95[0]).toBeCloseTo(-1.96 / 202, 12);
+    expect(d.ci95[1]).toBeCloseTo(1.96 / 202, 12);
   });
 
-  it('matches the paired normal interval computed by hand', () => {
-    // 200 questions: 10 flipped right, 4 flipped wrong -> d has ten 1s, four -1s.
-    const before = Array.from({ length: 200 }, (_, i) => (i < 10 ? 0 : i < 14 ? 1 : 1));
+  it('matches the Agresti-Min interval computed by hand for 0/1 scores', () => {
+    // 200 questions: 10 flipped right, 4 flipped wrong.
+    const before = Array.from({ length: 200 }, (_, i) => (i < 10 ? 0 : 1));
     const after = Array.from({ length: 200 }, (_, i) => (i < 10 ? 1 : i < 14 ? 0 : 1));
     const d = pairedDifference(before, after);
     expect(d.delta).toBeCloseTo(6 / 200, 12);
-    const mean = 0.03;
-    const variance = (10 * (1 - mean) ** 2 + 4 * (-1 - mean) ** 2 + 186 * mean ** 2) / 199;
-    const half = 1.96 * Math.sqrt(variance / 200);
-    expect(d.ci95[0]).toBeCloseTo(mean - half, 12);
-    expect(d.ci95[1]).toBeCloseTo(mean + half, 12);
+    const b = 10.5;
+    const c = 4.5;
+    const centre = (b - c) / 202;
+    const half = 1.96 * Math.sqrt((b + c - (b - c) ** 2 / 202) / 202 ** 2);
+    expect(d.ci95[0]).toBeCloseTo(centre - half, 12);
+    expect(d.ci95[1]).toBeCloseTo(centre + half, 12);
+  });
+
+  it('uses the normal interval of the mean difference for fractional scores', () => {
+    const before = [0.5, 0.25, 1, 0.75];
+    const after = [0.75, 0.5, 1, 0.625];
+    const d = pairedDifference(before, after);
+    const diffs = [0.25, 0.25, 0, -0.125];
+    const mean = diffs.reduce((s, x) => s + x, 0) / 4;
+    const sd = Math.sqrt(diffs.reduce((s, x) => s + (x - mean) ** 2, 0) / 3);
+    expect(d.delta).toBeCloseTo(mean, 12);
+    expect(d.ci95[0]).toBeCloseTo(mean - 1.96 * sd / 2, 12);
+    expect(d.ci95[1]).toBeCloseTo(mean + 1.96 * sd / 2, 12);
   });
 
   it('rejects scores of different lengths', () => {
