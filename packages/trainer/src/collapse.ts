@@ -31,7 +31,8 @@ export function batchSignals(clusters: readonly ClusterRow[]): BatchSignals {
 }
 
 /**
- * The collapse guards: `history` holds the signals of steps 1..k-1, `current` those of step k
+ * The collapse guards: `history` holds the signals of steps 1..k-1 (only its first and last
+ * collapse_window entries are read), `current` those of step k
  * (sampled from the model of step k-1, before its update). Returns why training should stop, or
  * null. Both guards average collapse_window batches and read no label.
  */
@@ -58,13 +59,22 @@ export function collapseAlarm(history: readonly BatchSignals[], current: BatchSi
   return null;
 }
 
-/** The guards for step `step` of a run, with the earlier steps' signals read from their metrics.parquet. */
+/**
+ * The guards for step `step` of a run, with the earlier steps' signals read from their
+ * metrics.parquet. Only the first and the last collapse_window steps are read (the guards look at
+ * nothing else), so the check costs the same at step 10 and at step 10,000; the steps in between
+ * stay holes in the history array.
+ */
 export function checkCollapse(layout: RunLayout, t: TrainerConfig, step: number, clusters: readonly ClusterRow[]): string | null {
-  const history: BatchSignals[] = [];
-  for (let s = 1; s < step; s++) {
+  const w = t.collapse_window;
+  const history: BatchSignals[] = new Array(step - 1);
+  const needed = new Set<number>();
+  for (let s = 1; s <= Math.min(w, step - 1); s++) needed.add(s);
+  for (let s = Math.max(1, step - w + 1); s < step; s++) needed.add(s);
+  for (const s of needed) {
     const path = layout.metricsPath(s);
     if (!existsSync(path)) return null; // a run whose earlier steps were not trained here has no history to judge
-    history.push(readParquetRows<MetricsRow>(path, metricsSpec)[0]!);
+    history[s - 1] = readParquetRows<MetricsRow>(path, metricsSpec)[0]!;
   }
   return collapseAlarm(history, batchSignals(clusters), t);
 }
