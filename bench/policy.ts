@@ -31,12 +31,15 @@ const only = flag('--only') === undefined ? undefined : new RegExp(flag('--only'
 
 await useBackend(backend);
 const tok = CharTokenizer.fromChars('0123456789 +-*/=().,:?abcdefghijklmnopqrstuvwxyz\\{}\n');
+const initStart = performance.now();
 const policy = modelDir
   ? await Policy.load(modelDir)
   : Policy.init(tinyConfig({
     vocabSize: vocab ?? tok.vocabSize, bosId: tok.bosId, eosId: tok.eosId, padId: tok.padId, hiddenSize: size('--hidden'),
     numLayers: size('--layers'), numHeads: size('--heads'), numKvHeads: size('--kv-heads') ?? size('--heads'), intermediateSize: size('--intermediate'),
   }), tok, 1);
+
+process.stderr.write(`model ready in ${((performance.now() - initStart) / 1000).toFixed(1)} s (${policy.numParameters().toLocaleString('en-US')} parameters)\n`);
 
 /** Median seconds of `repeats` runs after one warm-up run. */
 function time(fn: () => void): number {
@@ -69,6 +72,8 @@ const add = (name: string, batch: number, tokens: number, seconds: () => number,
   if (only && !only.test(name)) return;
   const s = seconds();
   rows.push({ name, batch, tokens, seconds: s, tokens_per_s: tokens / s, note });
+  // Each row as it finishes, so that a run cut short by a time limit still reports what it measured.
+  process.stderr.write(`${name}: ${s.toFixed(3)} s, ${Math.round(tokens / s)} tokens/s\n`);
 };
 
 // Sampling with the KV cache: the sampler's shape (16 questions x 8 samples), 128 distinct prompts, and batch 1.
