@@ -64,7 +64,7 @@ async function loadDawn(): Promise<{ create: (options: string[]) => DawnGpu; glo
   return dawn;
 }
 
-/** Extra Dawn options from EMPO_DAWN_OPTIONS ('backend=vulkan;adapter=NVIDIA H100 80GB HBM3'), for the gpu probe. */
+/** Extra Dawn options from EMPO_DAWN_OPTIONS ('backend=vulkan;adapter=nvidia-h100-80gb-hbm3'), for the gpu probe. */
 function extraDawnOptions(): string[] {
   return (process.env.EMPO_DAWN_OPTIONS ?? '').split(';').map((s) => s.trim()).filter(Boolean);
 }
