@@ -149,7 +149,7 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
   const p = plan(m, prompts, opts);
   if (p.B === 0 || opts.maxNewTokens === 0) return p.result;
   const cfg = m.config;
-  const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers: preferLazyLayers(cfg) }));
+  const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers: preferLazyLayers(cfg), transposed: true })); // reused every step
   let cache: KVCache | null = null;
   let logits: tf.Tensor | null = null;
   try {

@@ -117,6 +117,23 @@ export const matmul = tf.customGrad((a, b, save) => {
   };
 }) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
 
+/**
+ * x @ W^T for a Linear weight W [out, in] as Hugging Face stores it: [N, in] -> [N, out]. Gradient: dx = dy @ W
+ * and dW = dy^T @ x, both without a transpose (the kernels read W and dy as they lie). The forward transposes W
+ * once; a transposed copy prepared up front and used through `matmul` instead costs two more transposes in the
+ * backward (dx reads W^T transposed back, and the copy's own gradient), so single forwards (training, scoring)
+ * use this, and decoding, which reuses the copy every step, the other.
+ */
+export const linear = tf.customGrad((x, w, save) => {
+  const X = x as tf.Tensor2D;
+  const W = w as tf.Tensor2D;
+  (save as tf.GradSaveFunc)([X, W]);
+  return {
+    value: tf.tidy(() => mm(X, tf.transpose(W) as tf.Tensor2D)),
+    gradFunc: (dy: tf.Tensor, [X, W]: tf.Tensor[]) => [mm(dy as tf.Tensor2D, W as tf.Tensor2D), batchMatMulTN(dy as tf.Tensor2D, X as tf.Tensor2D)],
+  };
+}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+
 /** a @ b^T (rank 3..4, equal batch dims): attention scores q k^T. Gradient: dA = dY @ B, dB = dY^T @ A. */
 const matmulNT = tf.customGrad((a, b, save) => {
   const A = a as tf.Tensor;
@@ -285,8 +302,13 @@ function swapAxes12(x: tf.Tensor4D): tf.Tensor4D {
 // ---------------------------------------------------------------------------------------------------
 // Forward pass
 
-/** Per-layer weights in the forward layout (Linear weights transposed to [in, out]). */
+/**
+ * Per-layer weights. Linear weights are either transposed to [in, out] (`outIn` false: decoding's layout, used
+ * through `matmul`) or as Hugging Face stores them, [out, in] (`outIn` true, used through `linear`); the shapes
+ * below are the [in, out] ones.
+ */
 export interface LayerWeights {
+  outIn: boolean;
   inputNorm: tf.Tensor1D; // [D]
   wq: tf.Tensor2D; // [D, H hd]
   wk: tf.Tensor2D; // [D, Hkv hd]
@@ -319,30 +341,33 @@ export interface Weights {
  * HF-named, HF-layout weights -> forward layout (transposed Linear weights). Differentiable: call it
  * inside the tidy / gradient scope of the computation so gradients reach the variables.
  */
-export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.Tensor>, opts: { lazyLayers?: boolean } = {}): Weights {
+export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.Tensor>, opts: { lazyLayers?: boolean; transposed?: boolean } = {}): Weights {
   const get = <R extends tf.Rank>(name: string): tf.Tensor<R> => {
     const t = named.get(name);
     if (!t) throw new Error(`missing weight ${name}`);
     return t as tf.Tensor<R>;
   };
   // Separate (unfused) projections: on wasm, slicing a fused q|k|v or gate|up output costs more than it saves.
-  const linear = (name: string) => tf.transpose(get<tf.Rank.R2>(name + '.weight')); // [out, in] -> [in, out]
+  // transposed: [out, in] -> [in, out] once, for callers that run many forwards over the same weights (decoding)
+  const transposed = opts.transposed ?? false;
+  const linearWeight = (name: string) => (transposed ? tf.transpose(get<tf.Rank.R2>(name + '.weight')) : get<tf.Rank.R2>(name + '.weight'));
   const bias = (name: string) => (cfg.attention_bias ? get<tf.Rank.R1>(name + '.bias') : null);
   const layer = (i: number): LayerWeights => {
     const p = `model.layers.${i}.`;
     return {
+      outIn: !transposed,
       inputNorm: get(p + 'input_layernorm.weight'),
-      wq: linear(p + 'self_attn.q_proj'),
-      wk: linear(p + 'self_attn.k_proj'),
-      wv: linear(p + 'self_attn.v_proj'),
+      wq: linearWeight(p + 'self_attn.q_proj'),
+      wk: linearWeight(p + 'self_attn.k_proj'),
+      wv: linearWeight(p + 'self_attn.v_proj'),
       bq: bias(p + 'self_attn.q_proj'),
       bk: bias(p + 'self_attn.k_proj'),
       bv: bias(p + 'self_attn.v_proj'),
-      wo: linear(p + 'self_attn.o_proj'),
+      wo: linearWeight(p + 'self_attn.o_proj'),
       postNorm: get(p + 'post_attention_layernorm.weight'),
-      wGate: linear(p + 'mlp.gate_proj'),
-      wUp: linear(p + 'mlp.up_proj'),
-      wDown: linear(p + 'mlp.down_proj'),
+      wGate: linearWeight(p + 'mlp.gate_proj'),
+      wUp: linearWeight(p + 'mlp.up_proj'),
+      wDown: linearWeight(p + 'mlp.down_proj'),
     };
   };
   const embed = get<tf.Rank.R2>('model.embed_tokens.weight');
@@ -440,6 +465,11 @@ function attentionBias(B: number, G: number, T: number, S: number, keyValid?: bo
   return tf.tensor4d(tiled, [P, 1, G * T, K]);
 }
 
+/** A layer's Linear map of h [N, in] -> [N, out], whichever layout its weights are in. */
+function linearMap(L: LayerWeights, h: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  return L.outIn ? linear(h, w) : matmul(h, w);
+}
+
 /**
  * Causal self-attention of one layer. h: [B*T, D] (normed); past: cached key/value segments.
  * Returns the output [B*T, D] and the keys/values of these T tokens ([B, Hkv, T, hd]).
@@ -459,7 +489,7 @@ function attention(
   const G = H / Hkv;
   const hd = cfg.head_dim;
   const project = (w: tf.Tensor2D, b: tf.Tensor1D | null, heads: number) => {
-    const y = matmul(h, w); // [B*T, heads hd]
+    const y = linearMap(L, h, w); // [B*T, heads hd]
     return tf.reshape(b ? tf.add(y, b) : y, [B, T, heads, hd]) as tf.Tensor4D; // [B, T, heads, hd]
   };
   const q0 = project(L.wq, L.bq, H); // [B, T, H, hd]
@@ -489,13 +519,13 @@ function attention(
     offset += n;
   }
   const merged = tf.reshape(swapAxes12(tf.reshape(y!, [B, H, T, hd]) as tf.Tensor4D), [B * T, H * hd]) as tf.Tensor2D; // [B*T, H hd]
-  return { out: matmul(merged, L.wo), k, v }; // out: [B*T, D]
+  return { out: linearMap(L, merged, L.wo), k, v }; // out: [B*T, D]
 }
 
 /** SwiGLU MLP. h: [N, D] -> [N, D]. */
 function mlp(L: LayerWeights, h: tf.Tensor2D): tf.Tensor2D {
-  const act = swiglu(matmul(h, L.wGate), matmul(h, L.wUp)); // silu(gate) * up: [N, I]
-  return matmul(act, L.wDown); // [N, D]
+  const act = swiglu(linearMap(L, h, L.wGate), linearMap(L, h, L.wUp)); // silu(gate) * up: [N, I]
+  return linearMap(L, act, L.wDown); // [N, D]
 }
 
 /** tf.tidy for functions returning plain objects of tensors (interfaces lack TensorContainer's index signature). */

@@ -6,7 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { batchMatMul, batchMatMulNT, batchMatMulTN, setWasmKernels } from '../src/index.ts';
+import { readFileSync } from 'node:fs';
 import { concat, gatherRows, slice } from '../src/kernels/copy.ts';
+import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
 import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
 import { withBackend } from './helpers.ts';
 
@@ -65,6 +67,53 @@ describe('wasm matmul kernels', () => {
     }
     expect(names[0]).toBe('EmpoBatchMatMul');
     expect(names[1]).toBe('BatchMatMul');
+  });
+
+  test('the fused multiply-add kernels round once per term; the plain ones twice; both agree to float32 rounding', () => {
+    // Node 20 has relaxed SIMD behind a V8 flag that relaxedSimdAvailable switches on; later Node versions have it on
+    expect(relaxedSimdAvailable()).toBe(true);
+    const cpuHasFma = (() => {
+      try {
+        return / fma /.test(readFileSync('/proc/cpuinfo', 'utf8').replace(/\n/g, ' '));
+      } catch {
+        return false;
+      }
+    })();
+    // a . b = -(1 + 2^-11) + (1 + 2^-12)^2 = 2^-24 exactly; rounding the product first gives 0
+    const a = tf.tensor3d([[[1, 1 + 2 ** -12]]]);
+    const b = tf.tensor3d([[[-(1 + 2 ** -11)], [1 + 2 ** -12]]]);
+    const bt = tf.tensor3d([[[-(1 + 2 ** -11), 1 + 2 ** -12]]]);
+    const wide = tf.tile(b, [1, 1, 9]) as tf.Tensor3D; // 8 vector columns and a scalar tail: every tile
+    try {
+      setWasmKernels(['matmul', 'tn']);
+      expect(batchMatMul(a, b).dataSync()[0]).toBe(0);
+      expect(batchMatMulNT(a, bt).dataSync()[0]).toBe(0);
+      setWasmKernels(true);
+      const fused = cpuHasFma ? 2 ** -24 : 0;
+      expect(batchMatMul(a, b).dataSync()[0]).toBe(fused);
+      expect(batchMatMulNT(a, bt).dataSync()[0]).toBe(fused);
+      expect([...batchMatMul(a, wide).dataSync()]).toEqual(new Array(9).fill(fused));
+      for (const [batch, M, K, N] of SHAPES) {
+        tf.tidy(() => {
+          const x = tf.randomNormal([...batch, M, K], 0, 1, 'float32', 1);
+          const y = tf.randomNormal([...batch, K, N], 0, 1, 'float32', 2);
+          const withFma = batchMatMul(x, y);
+          setWasmKernels(['matmul']);
+          expect(relErr(withFma, batchMatMul(x, y)), `${batch} ${M}x${K}x${N}`).toBeLessThan(1e-5);
+          setWasmKernels(true);
+        });
+      }
+    } finally {
+      setWasmKernels(true);
+      tf.dispose([a, b, bt, wide]);
+    }
+  });
+
+  test('EMPO_WASM_KERNELS: all, none, a list; an unknown group is an error naming the variable', () => {
+    expect(parseKernelGroups(undefined).size).toBe(5);
+    expect(parseKernelGroups('0').size).toBe(0);
+    expect([...parseKernelGroups('matmul, fma')]).toEqual(['matmul', 'fma']);
+    expect(() => parseKernelGroups('matmul,fast')).toThrow(/EMPO_WASM_KERNELS: unknown kernel group 'fast'/);
   });
 
   test('a row gets the same bits whatever else is in the batch', () => {

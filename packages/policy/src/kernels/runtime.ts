@@ -4,6 +4,7 @@
  * compiled once per thread and instantiated once per backend memory; kernels are registered as tfjs kernels
  * and run through the engine (tidy, disposal and profiling work as for built-in kernels).
  */
+import { setFlagsFromString } from 'node:v8';
 import * as tf from '@tensorflow/tfjs';
 import { encodeModule, type Code } from './wasm-asm.ts';
 
@@ -50,6 +51,44 @@ export class WasmKernelModule {
   }
 }
 
+/** A module with one function that returns f32x4.relaxed_madd of three zero vectors: compiles iff relaxed SIMD is on. */
+const RELAXED_PROBE = (() => {
+  const zero = [0xfd, 0x0c, ...new Array<number>(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...zero, ...zero, ...zero, 0xfd, 0x85, 0x02, 0x0b]; // no locals; relaxed_madd; end
+  const code = [0x01, body.length, ...body];
+  // magic, version; type section: one type () -> v128; function section: one function of type 0; code section
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00, 0x0a, code.length, ...code]);
+})();
+
+let relaxedSimd: boolean | undefined;
+
+/**
+ * Whether this thread can compile relaxed SIMD (f32x4.relaxed_madd). Node 22 and later have it on; Node 20's
+ * V8 has it behind --experimental-wasm-relaxed-simd, which is switched on here (a V8 flag that only decides
+ * what WebAssembly validation accepts, safe to set at run time; Node refuses V8 flags in NODE_OPTIONS).
+ */
+export function relaxedSimdAvailable(): boolean {
+  if (relaxedSimd !== undefined) return relaxedSimd;
+  const compiles = () => {
+    try {
+      new WA.Module(RELAXED_PROBE);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  relaxedSimd = compiles();
+  if (!relaxedSimd) {
+    try {
+      setFlagsFromString('--experimental-wasm-relaxed-simd');
+    } catch {
+      // not Node, or the flag is gone: plain SIMD
+    }
+    relaxedSimd = compiles();
+  }
+  return relaxedSimd;
+}
+
 const registered = new Set<string>();
 
 /** Register `kernelFunc` as tfjs kernel `name` on the wasm backend (once). */
@@ -63,17 +102,24 @@ export function registerWasmKernel(name: string, kernelFunc: (inputs: tf.NamedTe
   });
 }
 
-/** The kernel groups: matmul (a @ b and a @ b^T), tn (a^T @ b, weight gradients), copy (gathers, concat, slices), fused (RMSNorm, RoPE). */
-export type KernelGroup = 'matmul' | 'tn' | 'copy' | 'fused';
-const GROUPS: readonly KernelGroup[] = ['matmul', 'tn', 'copy', 'fused'];
+/**
+ * The kernel groups: matmul (a @ b and a @ b^T), tn (a^T @ b, weight gradients), copy (gathers, concat, slices),
+ * fused (RMSNorm, RoPE), fma (the matmul kernels with fused multiply-adds, where relaxed SIMD compiles).
+ */
+export type KernelGroup = 'matmul' | 'tn' | 'copy' | 'fused' | 'fma';
+const GROUPS: readonly KernelGroup[] = ['matmul', 'tn', 'copy', 'fused', 'fma'];
 
-function parseGroups(text: string | undefined): Set<KernelGroup> {
+/** EMPO_WASM_KERNELS's value as kernel groups: unset, '' or 1 = all, 0 = none, else a comma-separated list. */
+export function parseKernelGroups(text: string | undefined): Set<KernelGroup> {
   if (text === undefined || text === '' || text === '1') return new Set(GROUPS);
   if (text === '0') return new Set();
-  return new Set(text.split(',').map((g) => g.trim()).filter((g): g is KernelGroup => (GROUPS as readonly string[]).includes(g)));
+  const names = text.split(',').map((g) => g.trim());
+  const unknown = names.filter((g) => !(GROUPS as readonly string[]).includes(g));
+  if (unknown.length) throw new Error(`EMPO_WASM_KERNELS: unknown kernel group '${unknown.join("', '")}' (allowed: 0, 1, or a list of ${GROUPS.join(', ')})`);
+  return new Set(names as KernelGroup[]);
 }
 
-let enabled = parseGroups(process.env.EMPO_WASM_KERNELS);
+let enabled = parseKernelGroups(process.env.EMPO_WASM_KERNELS);
 
 /**
  * Turn this package's wasm kernels off (plain tfjs ops, as before they existed), on, or on for some groups

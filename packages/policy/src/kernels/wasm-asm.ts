@@ -97,6 +97,8 @@ export class Code {
   f32x4Neg() { return this.simd(0xe1); }
   f32x4Splat() { return this.simd(0x13); }
   f32x4Mul() { return this.simd(0xe6); }
+  /** Relaxed SIMD's f32x4.relaxed_madd: a * b + c, one fused multiply-add where the CPU has one (x86 FMA3). */
+  f32x4RelaxedMadd() { return this.simd(0x105); }
 
   /** local[i] += n (i32). */
   inc(i: number, n: number | (() => void)) {
