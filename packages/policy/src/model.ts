@@ -107,7 +107,7 @@ function mmNT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R>
 }
 
 /** a @ b (rank 2..4, equal batch dims). Gradient: dA = dY @ B^T, dB = A^T @ dY (kernels that read A^T, B^T in place). */
-export const matmul = tf.customGrad((a, b, save) => {
+const matmulWithGrad = tf.customGrad((a, b, save) => {
   const A = a as tf.Tensor;
   const Bm = b as tf.Tensor;
   (save as tf.GradSaveFunc)([A, Bm]);
@@ -118,13 +118,23 @@ export const matmul = tf.customGrad((a, b, save) => {
 }) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
 
 /**
+ * Whether a gradient tape is recording (inside tf.grad / variableGrads). Without one, the products skip their
+ * custom-gradient wrappers: each costs an engine scope and bookkeeping, and decoding runs ~45 per token step.
+ */
+const recording = () => tf.engine().state.gradientDepth > 0;
+
+export function matmul<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
+  return recording() ? matmulWithGrad(a, b) : mm(a, b);
+}
+
+/**
  * x @ W^T for a Linear weight W [out, in] as Hugging Face stores it: [N, in] -> [N, out]. Gradient: dx = dy @ W
  * and dW = dy^T @ x, both without a transpose (the kernels read W and dy as they lie). The forward transposes W
  * once; a transposed copy prepared up front and used through `matmul` instead costs two more transposes in the
  * backward (dx reads W^T transposed back, and the copy's own gradient), so single forwards (training, scoring)
  * use this, and decoding, which reuses the copy every step, the other.
  */
-export const linear = tf.customGrad((x, w, save) => {
+const linearWithGrad = tf.customGrad((x, w, save) => {
   const X = x as tf.Tensor2D;
   const W = w as tf.Tensor2D;
   (save as tf.GradSaveFunc)([X, W]);
@@ -134,8 +144,12 @@ export const linear = tf.customGrad((x, w, save) => {
   };
 }) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  return recording() ? linearWithGrad(x, w) : tf.tidy(() => mm(x, tf.transpose(w) as tf.Tensor2D));
+}
+
 /** a @ b^T (rank 3..4, equal batch dims): attention scores q k^T. Gradient: dA = dY @ B, dB = dY^T @ A. */
-const matmulNT = tf.customGrad((a, b, save) => {
+const matmulNTWithGrad = tf.customGrad((a, b, save) => {
   const A = a as tf.Tensor;
   const Bm = b as tf.Tensor;
   (save as tf.GradSaveFunc)([A, Bm]);
@@ -145,12 +159,17 @@ const matmulNT = tf.customGrad((a, b, save) => {
   };
 }) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
 
+function matmulNT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
+  return recording() ? matmulNTWithGrad(a, b) : mmNT(a, b);
+}
+
 /**
  * table[ids] : [N, D]. Forward is a row gather; the gradient scatters dY into the rows of ids (scatterND sums
  * duplicate ids), so no [V, N] one-hot is built (wasm has no gather gradient; a one-hot of a 151k vocab
  * would not fit).
  */
 function embedding(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
+  if (!recording()) return gatherRows(table, ids);
   const lookup = tf.customGrad((t, save) => {
     (save as tf.GradSaveFunc)([tf.tensor1d(ids, 'int32')]); // kept for the backward pass
     return {
@@ -166,11 +185,13 @@ function embedding(table: tf.Tensor2D, ids: Int32Array): tf.Tensor2D {
 function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
   const invRms = (X: tf.Tensor2D) => tf.rsqrt(tf.add(tf.mean(tf.square(X), -1, true), eps)); // [N, 1]
   // Hand-written gradient: the tape keeps x and w only, not every intermediate.
+  const forwardValue = (X: tf.Tensor2D, W: tf.Tensor1D) => (fusedForwardAvailable(X, W) ? rmsNormForward(X, W, eps) : tf.mul(tf.mul(X, invRms(X)), W));
+  if (!recording()) return forwardValue(x, w) as tf.Tensor2D; // intermediates go with the caller's scope
   const norm = tf.customGrad((xIn, wIn, save) => {
     const [X, W] = [xIn as tf.Tensor2D, wIn as tf.Tensor1D];
     (save as tf.GradSaveFunc)([X, W]);
     return {
-      value: fusedForwardAvailable(X, W) ? rmsNormForward(X, W, eps) : tf.mul(tf.mul(X, invRms(X)), W),
+      value: forwardValue(X, W),
       gradFunc: (dy: tf.Tensor, [X, W]: tf.Tensor[]) => {
         // xhat = x r, g = dy w:  dx = r (g - xhat mean(g xhat)),  dw = sum_n dy xhat
         const r = invRms(X as tf.Tensor2D);
@@ -185,6 +206,7 @@ function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
 
 /** silu(gate) * up, elementwise: [N, I]. */
 function swiglu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
+  if (!recording()) return tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
   // Hand-written gradient: the tape keeps gate and up only.
   const f = tf.customGrad((gIn, uIn, save) => {
     const [g, u] = [gIn as tf.Tensor2D, uIn as tf.Tensor2D];
@@ -277,13 +299,16 @@ function rotateHalf(x: tf.Tensor, rot: tf.Tensor2D): tf.Tensor {
 /** rope(x) * scale = (x * cos + rotate_half(x) * sin) * scale.  x: [B, T, nh, hd]; cos, sin: [B|1, T, 1, hd]. */
 function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D, rot: tf.Tensor2D, scale = 1): tf.Tensor4D {
   // Linear in x, so the gradient is the transposed map: dx = d * cos + rotate_half^T(d * sin), R^T = -R, d = dy * scale.
-  const rope = tf.customGrad((xIn, save) => {
-    (save as tf.GradSaveFunc)([cos, sin, rot]);
-    const X = xIn as tf.Tensor4D;
+  const forwardValue = (X: tf.Tensor4D) => {
     const fused = fusedForwardAvailable(X, cos, sin) && X.shape[3] % 8 === 0;
     const y = fused ? ropeForward(X, cos, sin, scale) : tf.add(tf.mul(X, cos), tf.mul(rotateHalf(X, rot), sin));
+    return fused || scale === 1 ? y : tf.mul(y, scale);
+  };
+  if (!recording()) return forwardValue(x) as tf.Tensor4D;
+  const rope = tf.customGrad((xIn, save) => {
+    (save as tf.GradSaveFunc)([cos, sin, rot]);
     return {
-      value: fused || scale === 1 ? y : tf.mul(y, scale),
+      value: forwardValue(xIn as tf.Tensor4D),
       gradFunc: (dy: tf.Tensor, [c, s, r]: tf.Tensor[]) => {
         const d = scale === 1 ? dy : tf.mul(dy, scale);
         return tf.sub(tf.mul(d, c!), rotateHalf(tf.mul(d, s!), r as tf.Tensor2D));
