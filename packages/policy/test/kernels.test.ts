@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { concat, gatherRows, slice } from '../src/kernels/copy.ts';
 import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
 import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
-import { withBackend } from './helpers.ts';
+import { sharpPolicy, withBackend } from './helpers.ts';
 
 beforeAll(() => withBackend('wasm'));
 
@@ -180,5 +180,23 @@ describe('wasm matmul kernels', () => {
     bt.dispose();
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([a, b]);
+  });
+});
+
+describe('inference without a gradient tape', () => {
+  test('computes the same bits as the taped forward (custom-gradient wrappers skipped only when nothing records)', () => {
+    const p = sharpPolicy({ seed: 31, numLayers: 2, numHeads: 4, numKvHeads: 2, attentionBias: true });
+    const seqs = [[1, 5, 6, 7, 8, 9, 10], [1, 7, 7, 9, 3, 4, 11]];
+    const untaped = p.sequenceLogprobs(seqs);
+    let taped: number[][] = [];
+    const { value, grads } = tf.variableGrads(() => {
+      const lp = p.sequenceLogprobs(seqs);
+      taped = lp.arraySync() as number[][];
+      return tf.sum(lp) as tf.Scalar;
+    }, p.variables());
+    expect(untaped.arraySync()).toEqual(taped);
+    expect(Object.keys(grads).length).toBe(p.variables().length); // the taped path did differentiate every weight
+    tf.dispose([untaped, value, ...Object.values(grads)]);
+    p.dispose();
   });
 });

@@ -75,15 +75,16 @@ export const mainJob: Command = {
     const report = writeReport(layout);
 
     const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`).padStart(9);
-    const ent = (x: number | null) => (x === null ? '–' : x.toFixed(3)).padStart(9);
+    const ent = (x: number | null) => (x === null ? '–' : x.toFixed(3)).padStart(14);
+    const label = (text: string) => text.padEnd(16);
     const k = base.samples;
     const points = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`;
     const delta = (d: PairedDifference | null) => (d === null ? '–' : `${points(d.delta)} [${points(d.ci95[0])}, ${points(d.ci95[1])}]`);
     process.stdout.write(
       `\nEMPO without labels: ${config.model}, ${finalStep} steps, ${base.questions} held-out questions, k = ${k}\n\n` +
-        `model             greedy   mean@${k}    maj@${k}  sem. entropy\n` +
-        `base (step 0) ${pct(base.greedy_accuracy)}${pct(base.mean_accuracy)}${pct(base.maj_accuracy)}${ent(base.semantic_entropy)}\n` +
-        `EMPO (step ${String(finalStep).padEnd(3)})${pct(final.greedy_accuracy)}${pct(final.mean_accuracy)}${pct(final.maj_accuracy)}${ent(final.semantic_entropy)}\n` +
+        `${label('model')}${'greedy'.padStart(9)}${`mean@${k}`.padStart(9)}${`maj@${k}`.padStart(9)}${'sem. entropy'.padStart(14)}\n` +
+        `${label('base (step 0)')}${pct(base.greedy_accuracy)}${pct(base.mean_accuracy)}${pct(base.maj_accuracy)}${ent(base.semantic_entropy)}\n` +
+        `${label(`EMPO (step ${finalStep})`)}${pct(final.greedy_accuracy)}${pct(final.mean_accuracy)}${pct(final.maj_accuracy)}${ent(final.semantic_entropy)}\n` +
         `\nEMPO - base in points, 95% CI paired by question: greedy ${delta(change.greedy_accuracy)}, ` +
         `mean@${k} ${delta(change.mean_accuracy)}, maj@${k} ${delta(change.maj_accuracy)}\n\n` +
         `summary: ${join(layout.root, 'summary.json')}\nreport:  ${report}\n`,
