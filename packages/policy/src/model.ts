@@ -134,18 +134,19 @@ export function matmul<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.
  * backward (dx reads W^T transposed back, and the copy's own gradient), so single forwards (training, scoring)
  * use this, and decoding, which reuses the copy every step, the other.
  */
+const linearForward = (x: tf.Tensor2D, w: tf.Tensor2D) => tf.tidy(() => mm(x, tf.transpose(w) as tf.Tensor2D));
 const linearWithGrad = tf.customGrad((x, w, save) => {
   const X = x as tf.Tensor2D;
   const W = w as tf.Tensor2D;
   (save as tf.GradSaveFunc)([X, W]);
   return {
-    value: tf.tidy(() => mm(X, tf.transpose(W) as tf.Tensor2D)),
+    value: linearForward(X, W),
     gradFunc: (dy: tf.Tensor, [X, W]: tf.Tensor[]) => [mm(dy as tf.Tensor2D, W as tf.Tensor2D), batchMatMulTN(dy as tf.Tensor2D, X as tf.Tensor2D)],
   };
 }) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 export function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return recording() ? linearWithGrad(x, w) : tf.tidy(() => mm(x, tf.transpose(w) as tf.Tensor2D));
+  return recording() ? linearWithGrad(x, w) : linearForward(x, w);
 }
 
 /** a @ b^T (rank 3..4, equal batch dims): attention scores q k^T. Gradient: dA = dY @ B, dB = dY^T @ A. */
@@ -363,8 +364,10 @@ export interface Weights {
 }
 
 /**
- * HF-named, HF-layout weights -> forward layout (transposed Linear weights). Differentiable: call it
- * inside the tidy / gradient scope of the computation so gradients reach the variables.
+ * HF-named, HF-layout weights -> the forward pass's weights: Linear weights as stored (used through `linear`),
+ * or with `transposed` copied once to [in, out] (for many forwards over the same weights: decoding). The
+ * lm_head is always transposed. Differentiable: call it inside the tidy / gradient scope of the computation so
+ * gradients reach the variables.
  */
 export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.Tensor>, opts: { lazyLayers?: boolean; transposed?: boolean } = {}): Weights {
   const get = <R extends tf.Rank>(name: string): tf.Tensor<R> => {
