@@ -1,9 +1,10 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  RunLayout, clustersSpec, metricsSpec, parseStepName, readParquetRows, rolloutsSpec, writeFileAtomic,
+  EmpoError, RunLayout, clustersSpec, metricsSpec, parseStepName, readParquetRows, rolloutsSpec, writeFileAtomic,
   type ClusterRow, type MetricsRow, type RolloutRow,
 } from '@empo/core';
+import { compareSteps, type EvalComparison, type PairedDifference } from './compare.ts';
 import type { BenchmarkEvalSummary, EvalSummary } from './evaluate.ts';
 import { escapeXml, lineChart } from './plot.ts';
 
@@ -13,6 +14,8 @@ export interface RunData {
   /** Held-out evaluations by step (with per-benchmark figures when benchmarks were evaluated). */
   evals: (EvalSummary & Partial<Pick<BenchmarkEvalSummary, 'benchmarks'>>)[];
   samples: { rollouts: RolloutRow[]; clusters: ClusterRow[]; step: number } | null;
+  /** The final evaluation minus the base's, paired by question (null when either has no samples.parquet). */
+  change?: EvalComparison | null;
 }
 
 /** Everything the report shows, read from a run folder. */
@@ -30,11 +33,27 @@ export function readRunData(layout: RunLayout): RunData {
   const samples = last !== undefined && existsSync(layout.rolloutsPath(last))
     ? { step: last, rollouts: readParquetRows<RolloutRow>(layout.rolloutsPath(last), rolloutsSpec), clusters: readParquetRows<ClusterRow>(layout.clustersPath(last), clustersSpec) }
     : null;
-  return { run: layout.run, metrics, evals, samples };
+  return { run: layout.run, metrics, evals, samples, change: baseToFinal(layout, evals) };
+}
+
+/** The final evaluation against the base's, paired by question; null without both samples files or when they cover different questions. */
+function baseToFinal(layout: RunLayout, evals: RunData['evals']): EvalComparison | null {
+  const final = evals.at(-1);
+  if (evals[0]?.step !== 0 || !final || final.step === 0) return null;
+  if (![0, final.step].every((s) => existsSync(join(layout.evalDir(s), 'samples.parquet')))) return null;
+  try {
+    return compareSteps(layout, 0, final.step);
+  } catch (e) {
+    if (e instanceof EmpoError) return null; // e.g. a periodic evaluation on fewer questions came last
+    throw e;
+  }
 }
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
 const num = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? '–' : x.toFixed(digits));
+const points = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}`;
+/** "+4.6 [+3.3, +5.8]": a paired difference in points with its 95% interval. */
+const delta = (d: PairedDifference | null | undefined) => (d ? `${points(d.delta)} [${points(d.ci95[0])}, ${points(d.ci95[1])}]` : '–');
 
 function table(headers: string[], rows: string[][], id?: string): string {
   return `<table${id ? ` id="${id}"` : ''}><thead><tr>${headers.map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr></thead><tbody>` +
@@ -84,6 +103,8 @@ export function renderReport(data: RunData): string {
     ? table(['model', 'greedy accuracy', 'mean@k', 'maj@k', 'pass@k', 'semantic entropy'], [
       [`base (step 0)`, pct(base.greedy_accuracy), pct(base.mean_accuracy), pct(base.maj_accuracy), pct(base.pass_at_k), num(base.semantic_entropy)],
       [`EMPO (step ${final.step})`, pct(final.greedy_accuracy), pct(final.mean_accuracy), pct(final.maj_accuracy), pct(final.pass_at_k), num(final.semantic_entropy)],
+      ...(data.change ? [['change in points, 95% interval paired by question', delta(data.change.greedy_accuracy), delta(data.change.mean_accuracy),
+        delta(data.change.maj_accuracy), '–', '–']] : []),
     ], 'headline')
     : '<p>No base and final evaluation yet (run <code>npx empo eval --step 0</code> and <code>npx empo eval</code>).</p>';
   const metricRows = data.metrics.map((m) => [String(m.step), num(m.reward), num(m.semantic_entropy), pct(m.kept_fraction),
