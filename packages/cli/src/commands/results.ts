@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import {
   EmpoError, RunLayout, evalSamplesSpec, log, readParquetRows, stepName, writeFileAtomic, writeJsonAtomic, type EvalSampleRow,
 } from '@empo/core';
@@ -74,7 +74,7 @@ function changeTable(raw: readonly RunFigures[], chosen: readonly Method[], k: n
 
 const bin = resolve(import.meta.dirname, '../../bin/empo.mjs');
 
-function run(args: string[], label: string): Promise<void> {
+function runEmpo(args: string[], label: string): Promise<void> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EMPO_QUIET: '1' } });
     let stderr = '';
@@ -108,16 +108,17 @@ export const results: Command = {
   async run(argv) {
     const { values } = parse('results', argv, {
       ...configOptions, seeds: { type: 'string' }, steps: { type: 'string' }, jobs: { type: 'string' }, out: { type: 'string' },
-      methods: { type: 'string' },
+      methods: { type: 'string' }, fresh: { type: 'boolean' },
     });
     if (values.help) {
-      return void process.stdout.write(`Usage: empo results [--seeds 3] [--steps 20] [--jobs N] [--out RESULTS.md] [--methods a,b]
+      return void process.stdout.write(`Usage: empo results [--seeds 3] [--steps 20] [--jobs N] [--out RESULTS.md] [--methods a,b] [--fresh]
 
 Trains and evaluates, for each seed: ${Object.entries(methods).map(([m, d]) => `\n  ${m.padEnd(10)} ${d}`).join('')}
 with the same budget (steps x questions_per_step x num_generations sequences; SFT takes as
 many optimizer steps of as many sequences), each in its own run folder results-<method>-s<seed>,
 --jobs processes at a time (default: the number of cores). Finished runs are reused, so an
-interrupted command resumes. Writes the table (mean and sample std over seeds) to --out and the
+interrupted command resumes (the log and --out say which runs were reused); --fresh deletes the
+chosen methods' and seeds' run folders first, to recompute them (after a code change). Writes the table (mean and sample std over seeds) to --out and the
 raw figures to data/runs/results.json.
 ${configHelp}
 `);
@@ -139,11 +140,20 @@ ${configHelp}
     const sequences = config.sampler.questions_per_step * config.sampler.num_generations;
 
     const tasks = seeds > 0 ? chosen.flatMap((method) => Array.from({ length: seeds }, (_, i) => ({ method, seed: i + 1 }))) : [];
+    const runName = (t: { method: Method; seed: number }) => `results-${t.method}-s${t.seed}`;
+    if (values.fresh) {
+      const earlier = tasks.map((t) => resolve(config.runs_dir, runName(t))).filter((dir) => existsSync(dir));
+      for (const dir of earlier) rmSync(dir, { recursive: true, force: true });
+      log.info(`results: --fresh: removed ${earlier.length} earlier run folder(s)${earlier.length ? `: ${earlier.map((d) => basename(d)).join(', ')}` : ''}`);
+    }
+    let reusedRuns = 0;
     const started = Date.now();
     const figures = await pool(tasks.map(({ method, seed }) => async (): Promise<Omit<RunFigures, 'method' | 'seed'>> => {
-      const runName = `results-${method}-s${seed}`;
-      const args = ['--run', runName, '--seed', String(seed), ...common];
-      const layout = new RunLayout(resolve(config.runs_dir), runName, resolve(config.model));
+      const name = runName({ method, seed });
+      let ran = false; // whether this command computed anything of the run (else it was reused)
+      const run = (cmd: string[], label: string) => ((ran = true), runEmpo(cmd, label));
+      const args = ['--run', name, '--seed', String(seed), ...common];
+      const layout = new RunLayout(resolve(config.runs_dir), name, resolve(config.model));
       let evalArgs = [...args];
       let evalStep = steps;
       if (method === 'base') {
@@ -153,18 +163,21 @@ ${configHelp}
         if (!existsSync(join(model, 'sft_log.json'))) {
           await run(['sft', '--init', config.model, '--data', goldSolutions, '--out', model, '--steps', String(steps), '--batch-size', String(sequences),
             '--lr', String(config.trainer.learning_rate), '--warmup', '0', '--schedule', 'constant', '--weight-decay', '0', '--held-out', '64',
-            '--eval-every', String(steps), '--seed', String(seed), ...(values.backend ? ['--backend', values.backend] : [])], runName);
+            '--eval-every', String(steps), '--seed', String(seed), ...(values.backend ? ['--backend', values.backend] : [])], name);
         }
         evalArgs = [...args, '--set', `model=${JSON.stringify(model)}`];
         evalStep = 0;
       } else {
         const extra = ['--set', `clusterer.reward="${reward[method]}"`, ...(method === 'grpo_gold' ? ['--set', `clusterer.gold_answers=${JSON.stringify(goldAnswers)}`] : [])];
-        await run(['train', '--steps', String(steps), ...args, ...extra], runName);
+        const before = layout.latestCheckpointStep();
+        await runEmpo(['train', '--steps', String(steps), ...args, ...extra], name); // resumes, or only reads a finished run
         evalStep = layout.latestCheckpointStep(); // earlier than --steps when a collapse guard stopped the run
+        if (evalStep !== before) ran = true;
       }
       const summaryPath = join(layout.root, 'eval', stepName(evalStep), 'summary.json');
-      if (!existsSync(summaryPath)) await run(['eval', '--step', String(evalStep), ...evalArgs], runName);
-      log.info(`results: ${runName} done (${((Date.now() - started) / 1000).toFixed(0)}s)`);
+      if (!existsSync(summaryPath)) await run(['eval', '--step', String(evalStep), ...evalArgs], name);
+      if (!ran) reusedRuns++;
+      log.info(`results: ${name} ${ran ? 'done' : 'reused from an earlier command'} (${((Date.now() - started) / 1000).toFixed(0)}s)`);
       return { ...(JSON.parse(readFileSync(summaryPath, 'utf8')) as Figures), evalDir: dirname(summaryPath), step: evalStep };
     }), jobs);
 
@@ -189,7 +202,7 @@ ${configHelp}
     writeFileAtomic(out, `# The paper's table in miniature
 
 Produced by \`${command}\` in ${((Date.now() - started) / 60000).toFixed(0)} minutes on this machine
-(${availableParallelism()} cores, ${jobs} runs at a time). Base model \`${config.model}\`; ${steps} steps of
+(${availableParallelism()} cores, ${jobs} runs at a time${reusedRuns ? `; ${reusedRuns} of ${tasks.length} runs reused from an earlier command, --fresh recomputes them` : ''}). Base model \`${config.model}\`; ${steps} steps of
 ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations} samples for every RL method
 (SFT: ${steps} optimizer steps of ${sequences} gold solutions); evaluation on ${config.eval_queries}
 (held out, never trained on) with greedy decoding and k = ${k} samples at temperature ${config.evaluator.temperature}.
