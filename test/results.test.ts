@@ -29,7 +29,9 @@ describe('empo results', () => {
     expect(first.file).not.toMatch(/reused/);
     expect(existsSync(join(config.runs_dir, 'results-random-s1', 'checkpoints', 'step-0001'))).toBe(true);
 
+    writeFileSync(out, `${first.file}\n<!-- notes: everything below this line is kept when \`empo results\` rewrites the file -->\n## Reading it\nhand-written\n`);
     const second = results();
+    expect(second.file).toMatch(/\n## Reading it\nhand-written\n$/);
     expect(second.stderr).toMatch(/results-base-s1 reused from an earlier command/);
     expect(second.stderr).toMatch(/results-random-s1 reused from an earlier command/);
     expect(second.file).toMatch(/2 of 2 runs reused from an earlier command, --fresh recomputes them/);

@@ -74,6 +74,9 @@ function changeTable(raw: readonly RunFigures[], chosen: readonly Method[], k: n
 
 const bin = resolve(import.meta.dirname, '../../bin/empo.mjs');
 
+/** In --out, the line after which hand-written notes start: a rerun keeps them. */
+export const NOTES_MARKER = '<!-- notes: everything below this line is kept when `empo results` rewrites the file -->';
+
 function runEmpo(args: string[], label: string): Promise<void> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, EMPO_QUIET: '1' } });
@@ -118,8 +121,10 @@ with the same budget (steps x questions_per_step x num_generations sequences; SF
 many optimizer steps of as many sequences), each in its own run folder results-<method>-s<seed>,
 --jobs processes at a time (default: the number of cores). Finished runs are reused, so an
 interrupted command resumes (the log and --out say which runs were reused); --fresh deletes the
-chosen methods' and seeds' run folders first, to recompute them (after a code change). Writes the table (mean and sample std over seeds) to --out and the
-raw figures to data/runs/results.json.
+chosen methods' and seeds' run folders first, to recompute them (after a code change). Writes the table
+(mean and sample std over seeds) to --out, keeping the hand-written notes that follow the line
+${NOTES_MARKER}
+in the file it replaces, and the raw figures to data/runs/results.json.
 ${configHelp}
 `);
     }
@@ -199,6 +204,9 @@ ${configHelp}
     const table = lines.join('\n');
     const out = values.out ?? 'RESULTS.md';
     const command = `npx empo results ${argv.join(' ')}`.trim();
+    // Hand-written notes below the marker line of the file being replaced are kept.
+    const previous = existsSync(out) ? readFileSync(out, 'utf8') : '';
+    const notes = previous.includes(NOTES_MARKER) ? `\n${NOTES_MARKER}${previous.split(NOTES_MARKER)[1]}` : '';
     writeFileAtomic(out, `# The paper's table in miniature
 
 Produced by \`${command}\` in ${((Date.now() - started) / 60000).toFixed(0)} minutes on this machine
@@ -218,7 +226,7 @@ interval is not distinguishable from sampling the evaluation again).
 
 ${changes.table}
 ${changes.notes}
-`);
+${notes}`);
     process.stdout.write(`${table}\n\n${changes.table}\n${changes.notes}\nwritten to ${out}\n`);
   },
 };
