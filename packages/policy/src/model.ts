@@ -106,26 +106,28 @@ function mmNT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R>
   return a.rank > 2 ? batchMatMulNT(a, b) : mm(a, transposeLast2(b) as tf.Tensor<R>);
 }
 
-/** a @ b (rank 2..4, equal batch dims). Gradient: dA = dY @ B^T, dB = A^T @ dY (kernels that read A^T, B^T in place). */
-const matmulWithGrad = tf.customGrad((a, b, save) => {
-  const A = a as tf.Tensor;
-  const Bm = b as tf.Tensor;
-  (save as tf.GradSaveFunc)([A, Bm]);
-  return {
-    value: mm(A, Bm),
-    gradFunc: (dy: tf.Tensor, [A, Bm]: tf.Tensor[]) => [mmNT(dy, Bm!), batchMatMulTN(A!, dy)],
-  };
-}) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
-
 /**
  * Whether a gradient tape is recording (inside tf.grad / variableGrads). Without one, the products skip their
  * custom-gradient wrappers: each costs an engine scope and bookkeeping, and decoding runs ~45 per token step.
  */
 const recording = () => tf.engine().state.gradientDepth > 0;
 
-export function matmul<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
-  return recording() ? matmulWithGrad(a, b) : mm(a, b);
+type Product = <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
+
+/**
+ * A product of two tensors with a hand-written gradient (the tape keeps the two operands only): `forward`
+ * directly when no tape records, else through tf.customGrad with `grads(dy, a, b) = [dA, dB]`.
+ */
+function product(forward: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, grads: (dy: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => tf.Tensor[]): Product {
+  const withGrad = tf.customGrad((a, b, save) => {
+    (save as tf.GradSaveFunc)([a as tf.Tensor, b as tf.Tensor]);
+    return { value: forward(a as tf.Tensor, b as tf.Tensor), gradFunc: (dy: tf.Tensor, [A, B]: tf.Tensor[]) => grads(dy, A!, B!) };
+  });
+  return ((a: tf.Tensor, b: tf.Tensor) => (recording() ? withGrad(a, b) : forward(a, b))) as Product;
 }
+
+/** a @ b (rank 2..4, equal batch dims). Gradient: dA = dY @ B^T, dB = A^T @ dY (kernels that read A^T, B^T in place). */
+export const matmul = product(mm, (dy, A, B) => [mmNT(dy, B), batchMatMulTN(A, dy)]);
 
 /**
  * x @ W^T for a Linear weight W [out, in] as Hugging Face stores it: [N, in] -> [N, out]. Gradient: dx = dy @ W
@@ -134,35 +136,11 @@ export function matmul<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.
  * backward (dx reads W^T transposed back, and the copy's own gradient), so single forwards (training, scoring)
  * use this, and decoding, which reuses the copy every step, the other.
  */
-const linearForward = (x: tf.Tensor2D, w: tf.Tensor2D) => tf.tidy(() => mm(x, tf.transpose(w) as tf.Tensor2D));
-const linearWithGrad = tf.customGrad((x, w, save) => {
-  const X = x as tf.Tensor2D;
-  const W = w as tf.Tensor2D;
-  (save as tf.GradSaveFunc)([X, W]);
-  return {
-    value: linearForward(X, W),
-    gradFunc: (dy: tf.Tensor, [X, W]: tf.Tensor[]) => [mm(dy as tf.Tensor2D, W as tf.Tensor2D), batchMatMulTN(dy as tf.Tensor2D, X as tf.Tensor2D)],
-  };
-}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
-
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
-  return recording() ? linearWithGrad(x, w) : linearForward(x, w);
-}
+export const linear = product((x, w) => tf.tidy(() => mm(x, tf.transpose(w))), (dy, X, W) => [mm(dy, W), batchMatMulTN(dy, X)]) as
+  (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 /** a @ b^T (rank 3..4, equal batch dims): attention scores q k^T. Gradient: dA = dY @ B, dB = dY^T @ A. */
-const matmulNTWithGrad = tf.customGrad((a, b, save) => {
-  const A = a as tf.Tensor;
-  const Bm = b as tf.Tensor;
-  (save as tf.GradSaveFunc)([A, Bm]);
-  return {
-    value: mmNT(A, Bm),
-    gradFunc: (dy: tf.Tensor, [A, Bm]: tf.Tensor[]) => [mm(dy, Bm!), batchMatMulTN(dy, A!)],
-  };
-}) as <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
-
-function matmulNT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
-  return recording() ? matmulNTWithGrad(a, b) : mmNT(a, b);
-}
+const matmulNT = product(mmNT, (dy, A, B) => [mm(dy, B), batchMatMulTN(dy, A)]);
 
 /**
  * table[ids] : [N, D]. Forward is a row gather; the gradient scatters dY into the rows of ids (scatterND sums
