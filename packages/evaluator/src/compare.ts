@@ -12,6 +12,12 @@ export interface PairedDifference {
   questions: number;
 }
 
+/** "+4.6 [+3.3, +5.8]": a difference in points with its 95% interval, '–' when there is none; `minus` signs negative figures. */
+export function formatDifference(d: PairedDifference | null | undefined, minus = '-'): string {
+  const points = (x: number) => `${x >= 0 ? '+' : minus}${Math.abs(x * 100).toFixed(1)}`;
+  return d ? `${points(d.delta)} [${points(d.ci95[0])}, ${points(d.ci95[1])}]` : '–';
+}
+
 /** Greedy, mean@k and maj@k differences between two evaluations of the same questions. */
 export interface EvalComparison {
   greedy_accuracy: PairedDifference;

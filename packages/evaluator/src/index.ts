@@ -10,4 +10,4 @@ export { passAtK, questionMetrics, type QuestionSamples } from './metrics.ts';
 export { lineChart, type Series } from './plot.ts';
 export { readRunData, renderReport, runPlots, writeReport, type RunData } from './report.ts';
 export { benchmarkSamplesSpec, evalItems, evaluateStep, evaluateStepParallel, readEvalQueries, runEvaluator, writeEvalResults } from './stage.ts';
-export { compareScores, compareSteps, pairedDifference, questionScores, type EvalComparison, type PairedDifference } from './compare.ts';
+export { compareScores, compareSteps, formatDifference, pairedDifference, questionScores, type EvalComparison, type PairedDifference } from './compare.ts';

@@ -4,7 +4,7 @@ import {
   EmpoError, RunLayout, clustersSpec, metricsSpec, parseStepName, readParquetRows, rolloutsSpec, writeFileAtomic,
   type ClusterRow, type MetricsRow, type RolloutRow,
 } from '@empo/core';
-import { compareSteps, type EvalComparison, type PairedDifference } from './compare.ts';
+import { compareSteps, formatDifference, type EvalComparison, type PairedDifference } from './compare.ts';
 import type { BenchmarkEvalSummary, EvalSummary } from './evaluate.ts';
 import { escapeXml, lineChart } from './plot.ts';
 
@@ -51,9 +51,7 @@ function baseToFinal(layout: RunLayout, evals: RunData['evals']): EvalComparison
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);
 const num = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? '–' : x.toFixed(digits));
-const points = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}`;
-/** "+4.6 [+3.3, +5.8]": a paired difference in points with its 95% interval. */
-const delta = (d: PairedDifference | null | undefined) => (d ? `${points(d.delta)} [${points(d.ci95[0])}, ${points(d.ci95[1])}]` : '–');
+const delta = (d: PairedDifference | null | undefined) => formatDifference(d, '−');
 
 function table(headers: string[], rows: string[][], id?: string): string {
   return `<table${id ? ` id="${id}"` : ''}><thead><tr>${headers.map((h) => `<th>${escapeXml(h)}</th>`).join('')}</tr></thead><tbody>` +

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { RunLayout, log, selectBackend, writeJsonAtomic } from '@empo/core';
 import { configFrom, configHelp, configOptions, parse, positiveInt } from '../args.ts';
-import type { PairedDifference } from '@empo/evaluator';
 import type { Command } from './types.ts';
 
 const help = `Usage: empo main [--steps N] [--eval-every N] [--eval-questions N] [options]
@@ -35,7 +34,7 @@ export const mainJob: Command = {
     const steps = positiveInt('--steps', values.steps, 20);
     const evalEvery = positiveInt('--eval-every', values['eval-every'], 5);
     const evalQuestions = positiveInt('--eval-questions', values['eval-questions'], 64);
-    const [{ compareSteps, evaluateStepParallel, readEvalQueries, writeReport }, { trainLoop }, { Policy }, { loopWorkers }] = await Promise.all([
+    const [{ compareSteps, evaluateStepParallel, formatDifference, readEvalQueries, writeReport }, { trainLoop }, { Policy }, { loopWorkers }] = await Promise.all([
       import('@empo/evaluator'), import('../loop.ts'), import('@empo/policy'), import('../workers.ts'),
     ]);
     const started = Date.now();
@@ -78,15 +77,13 @@ export const mainJob: Command = {
     const ent = (x: number | null) => (x === null ? '–' : x.toFixed(3)).padStart(14);
     const label = (text: string) => text.padEnd(16);
     const k = base.samples;
-    const points = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`;
-    const delta = (d: PairedDifference | null) => (d === null ? '–' : `${points(d.delta)} [${points(d.ci95[0])}, ${points(d.ci95[1])}]`);
     process.stdout.write(
       `\nEMPO without labels: ${config.model}, ${finalStep} steps, ${base.questions} held-out questions, k = ${k}\n\n` +
         `${label('model')}${'greedy'.padStart(9)}${`mean@${k}`.padStart(9)}${`maj@${k}`.padStart(9)}${'sem. entropy'.padStart(14)}\n` +
         `${label('base (step 0)')}${pct(base.greedy_accuracy)}${pct(base.mean_accuracy)}${pct(base.maj_accuracy)}${ent(base.semantic_entropy)}\n` +
         `${label(`EMPO (step ${finalStep})`)}${pct(final.greedy_accuracy)}${pct(final.mean_accuracy)}${pct(final.maj_accuracy)}${ent(final.semantic_entropy)}\n` +
-        `\nEMPO - base in points, 95% CI paired by question: greedy ${delta(change.greedy_accuracy)}, ` +
-        `mean@${k} ${delta(change.mean_accuracy)}, maj@${k} ${delta(change.maj_accuracy)}\n\n` +
+        `\nEMPO - base in points, 95% CI paired by question: greedy ${formatDifference(change.greedy_accuracy)}, ` +
+        `mean@${k} ${formatDifference(change.mean_accuracy)}, maj@${k} ${formatDifference(change.maj_accuracy)}\n\n` +
         `summary: ${join(layout.root, 'summary.json')}\nreport:  ${report}\n`,
     );
     log.info(`main job finished in ${((Date.now() - started) / 1000).toFixed(0)}s`);

@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import {
   EmpoError, RunLayout, evalSamplesSpec, log, readParquetRows, stepName, writeFileAtomic, writeJsonAtomic, type EvalSampleRow,
 } from '@empo/core';
-import type { EvalComparison, PairedDifference } from '@empo/evaluator';
+import type { EvalComparison } from '@empo/evaluator';
 import { configFrom, configHelp, configOptions, parse, positiveInt } from '../args.ts';
 import type { Command } from './types.ts';
 
@@ -26,14 +26,14 @@ interface Figures {
 interface RunFigures extends Figures { method: Method; seed: number; evalDir: string; step: number }
 
 const points = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}`;
-const withInterval = (d: PairedDifference | null) => (d === null ? '–' : `${points(d.delta)} [${points(d.ci95[0])}, ${points(d.ci95[1])}]`);
+
 
 /**
  * Per seed, each method's change from the base model on the same questions with paired 95%
  * intervals, and the share of gold GRPO's mean-accuracy gain that EMPO recovers.
  */
 function changeTable(raw: readonly RunFigures[], chosen: readonly Method[], k: number, evaluator: typeof import('@empo/evaluator')) {
-  const { compareScores, questionScores } = evaluator;
+  const { compareScores, formatDifference: withInterval, questionScores } = evaluator;
   const read = (dir: string) => questionScores(readParquetRows<EvalSampleRow>(join(dir, 'samples.parquet'), evalSamplesSpec));
   const rows: { method: Method; seed: number; step: number; change: EvalComparison }[] = [];
   for (const r of raw) {
