@@ -65,4 +65,5 @@ export { Policy, type PolicyOptions, type PromptOptions, type SaveOptions } from
 export { PolicyWorkers, defaultWorkerCount, splitRuns, startWorkers, type PolicyWorkersOptions } from './workers/pool.ts';
 export type { TaskHandler, TaskModule, WorkerModel } from './workers/protocol.ts';
 export { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
+export { readInto } from './kernels/copy.ts';
 export { setWasmKernels, type KernelGroup } from './kernels/runtime.ts';

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { batchMatMul, batchMatMulNT, batchMatMulTN, setWasmKernels } from '../src/index.ts';
 import { readFileSync } from 'node:fs';
-import { concat, gatherRows, slice } from '../src/kernels/copy.ts';
+import { concat, gatherRows, readInto, slice } from '../src/kernels/copy.ts';
 import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
 import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
 import { sharpPolicy, withBackend } from './helpers.ts';
@@ -198,5 +198,27 @@ describe('inference without a gradient tape', () => {
     expect(Object.keys(grads).length).toBe(p.variables().length); // the taped path did differentiate every weight
     tf.dispose([untaped, value, ...Object.values(grads)]);
     p.dispose();
+  });
+});
+
+describe('readInto', () => {
+  test("copies a tensor's values into an array at an offset, as dataSync reads them (wasm heap and cpu)", async () => {
+    for (const backend of ['wasm', 'cpu'] as const) {
+      await withBackend(backend);
+      const x = tf.tidy(() => tf.add(tf.randomNormal([3, 5], 0, 1, 'float32', 7), 1)); // a kernel's output
+      const out = new Float32Array(20).fill(-7);
+      readInto(x, out, 4);
+      expect([...out.subarray(0, 4)]).toEqual([-7, -7, -7, -7]);
+      expect([...out.subarray(4, 19)]).toEqual([...(x.dataSync() as Float32Array)]);
+      expect(out[19]).toBe(-7);
+      const shared = new Float32Array(new SharedArrayBuffer(15 * 4));
+      readInto(x, shared);
+      expect([...shared]).toEqual([...(x.dataSync() as Float32Array)]);
+      expect(() => readInto(x, out, 6)).toThrow(/15 values do not fit at 6 in an array of 20/);
+      const ints = tf.tensor1d([1, 2], 'int32');
+      expect(() => readInto(ints, out)).toThrow(/expected a float32 tensor, got int32/);
+      tf.dispose([x, ints]);
+    }
+    await withBackend('wasm');
   });
 });

@@ -205,6 +205,7 @@ export async function policyUpdateParallel(
     }
   });
   if (refInWorkers) await workers.syncWeights(reference!.weights, 'reference');
+  const outputs = gradientBuffers(workers, u.parts.length, [...policy.weights.values()].reduce((n, v) => n + v.size, 0));
   for (let iteration = 0; iteration < u.iterations; iteration++) {
     await workers.syncWeights(policy.weights);
     // Longest micro-batches first (they are sorted by length): the last tasks to finish are short ones.
@@ -218,6 +219,7 @@ export async function policyUpdateParallel(
           withStats: iteration === 0,
           old: old[i] ?? (config.old_logprobs === 'recompute' ? 'recompute' : undefined),
           ref: ref[i] ?? (refInWorkers ? 'compute' : undefined),
+          out: outputs[i],
         };
         results[i] = await workers.run<GradientResult>('trainer.gradient', task);
       }),
@@ -248,6 +250,19 @@ export async function policyUpdateParallel(
     if (!u.apply(iteration, grads, sums)) return u.stats(false);
   }
   return u.stats(true);
+}
+
+/**
+ * One shared gradient buffer per micro-batch, kept with the worker pool and reused by every update (the workers
+ * write into them; the sums are read from them). The gradients of an iteration are consumed (summed, turned into
+ * tensors and applied) before the next iteration's tasks overwrite them.
+ */
+const gradientBuffersOf = new WeakMap<PolicyWorkers, SharedArrayBuffer[]>();
+function gradientBuffers(workers: PolicyWorkers, count: number, values: number): SharedArrayBuffer[] {
+  let buffers = gradientBuffersOf.get(workers);
+  if (!buffers || buffers[0]?.byteLength !== values * 4) gradientBuffersOf.set(workers, (buffers = []));
+  while (buffers.length < count) buffers.push(new SharedArrayBuffer(values * 4));
+  return buffers.slice(0, count);
 }
 
 function addSums(sums: IterationSums, r: IterationSums): void {

@@ -4,7 +4,7 @@
  * the order of the synced weights.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TaskModule, WorkerModel } from '@empo/policy';
+import { readInto, type TaskModule, type WorkerModel } from '@empo/policy';
 import { disposeMicroBatch, maskedLogprobs, microBatch, microBatchGradient, referenceLogprobs, type Example, type LossSettings } from './gradient.ts';
 
 export interface GradientTask {
@@ -16,6 +16,11 @@ export interface GradientTask {
   old?: Float32Array | 'recompute';
   /** Reference log-probs [B * (T-1)], or 'compute' them with the weights of slot 'reference'. */
   ref?: Float32Array | 'compute';
+  /**
+   * Where to write the gradient (float32, at least as many values as the weights): a buffer the caller keeps
+   * and reuses, so that no task allocates (and V8 then collects) megabytes per micro-batch. Default: a new array.
+   */
+  out?: SharedArrayBuffer;
 }
 
 export interface GradientResult {
@@ -23,7 +28,7 @@ export interface GradientResult {
   clipped: number;
   ratioSum: number;
   kl: number;
-  /** Every weight's gradient, concatenated in the order of `names`. */
+  /** Every weight's gradient, concatenated in the order of `names` (a view of the task's `out` when given). */
   grads: Float32Array;
   names: string[];
   /** The old and reference log-probs this task computed (to reuse in later iterations). */
@@ -53,12 +58,13 @@ function gradient(model: WorkerModel, task: GradientTask): GradientResult {
     }
     const r = microBatchGradient({ config: model.config, padId: model.padId, weights }, b, task.settings, task.withStats);
     const size = [...weights.values()].reduce((n, v) => n + v.size, 0);
-    const grads = new Float32Array(size);
+    if (task.out && task.out.byteLength < size * 4) throw new Error(`trainer worker: the output buffer holds ${task.out.byteLength / 4} values, the gradient ${size}`);
+    const grads = task.out ? new Float32Array(task.out, 0, size) : new Float32Array(size);
     let offset = 0;
     for (const [name, v] of weights) {
       const g = r.grads.get(name);
       if (!g) throw new Error(`trainer worker: no gradient for ${name}`);
-      grads.set(g.dataSync() as Float32Array, offset);
+      readInto(g, grads, offset);
       offset += v.size;
     }
     tf.dispose([...r.grads.values()]);

@@ -9,7 +9,7 @@ import { PolicyWorkers, useBackend, type Policy } from '@empo/policy';
 import { AdamW } from '../src/adamw.ts';
 import { microBatchRanges } from '../src/gradient.ts';
 import { buildExamples, policyUpdate, policyUpdateParallel, type UpdateStats } from '../src/update.ts';
-import { trainerTaskModule } from '../src/worker-tasks.ts';
+import { trainerTaskModule, type GradientResult } from '../src/worker-tasks.ts';
 import { tinyPolicy } from './helpers.ts';
 
 let workers: PolicyWorkers;
@@ -97,4 +97,28 @@ describe('policyUpdateParallel', () => {
       reference?.dispose();
     });
   }
+});
+
+describe('the trainer.gradient worker task', () => {
+  it('writes the gradient into the shared buffer it is given (the same values as a new array), and refuses one too small', async () => {
+    const config = parseConfig({}).trainer;
+    const p = tinyPolicy(13, 32);
+    const { rollouts, clusters } = batch(p, 7);
+    const examples = buildExamples(rollouts, clusters, config);
+    const settings = { epsilonLow: 0.2, epsilonHigh: 0.2, beta: 0, lossType: 'grpo' as const, normalizer: examples.length };
+    const size = [...p.weights.values()].reduce((n, v) => n + v.size, 0);
+    await workers.syncWeights(p.weights);
+    const fresh = await workers.run<GradientResult>('trainer.gradient', { examples, settings, withStats: true });
+    const out = new SharedArrayBuffer(size * 4 + 64);
+    const shared = await workers.run<GradientResult>('trainer.gradient', { examples, settings, withStats: true, out });
+    expect(shared.grads.length).toBe(size);
+    expect(Buffer.from(new Uint8Array(out, 0, size * 4)).equals(Buffer.from(fresh.grads.buffer))).toBe(true);
+    new Float32Array(out)[0] = 12345; // the result is a view of the caller's memory, not a copy
+    expect(shared.grads[0]).toBe(12345);
+    expect(shared.loss).toBe(fresh.loss);
+    await expect(workers.run('trainer.gradient', { examples, settings, withStats: true, out: new SharedArrayBuffer(8) })).rejects.toThrow(
+      new RegExp(`the output buffer holds 2 values, the gradient ${size}`),
+    );
+    p.dispose();
+  });
 });

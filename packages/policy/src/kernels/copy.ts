@@ -6,7 +6,7 @@
  * are differentiable; `gatherRows` is not (the embedding wraps it in its own gradient).
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernel, wasmKernelsActive, WasmKernelModule } from './runtime.ts';
+import { registerWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike } from './runtime.ts';
 import { Code, I32 } from './wasm-asm.ts';
 
 /** copyBlocks(src, dst, rows, srcStride, dstStride, bytes): `rows` copies of `bytes` bytes, strides in bytes. */
@@ -118,4 +118,23 @@ export function slice<T extends tf.Tensor>(x: T, axis: number, begin: number, le
     gradFunc: (dy: tf.Tensor) => tf.pad(dy, x.shape.map((d, i) => (i === axis ? [begin, d - begin - length] : [0, 0])) as [number, number][]),
   }));
   return f(x) as T;
+}
+
+/**
+ * Copy a float32 tensor's values into `out` from element `offset` on, without allocating: on wasm straight
+ * from the backend's heap (dataSync would first copy them into a new array: garbage that makes V8 collect more
+ * often, which costs most when several worker threads share the cores); elsewhere through dataSync.
+ */
+export function readInto(x: tf.Tensor, out: Float32Array, offset = 0): void {
+  if (x.dtype !== 'float32') throw new Error(`readInto: expected a float32 tensor, got ${x.dtype}`);
+  if (offset < 0 || offset + x.size > out.length) throw new Error(`readInto: ${x.size} values do not fit at ${offset} in an array of ${out.length}`);
+  if (tf.getBackend() === 'wasm') {
+    const be = tf.backend() as unknown as WasmBackendLike;
+    const memory = be.wasm.asm?.memory ?? be.wasm.wasmMemory;
+    if (memory) {
+      out.set(new Float32Array(memory.buffer, be.getMemoryOffset(x.dataId), x.size), offset);
+      return;
+    }
+  }
+  out.set(x.dataSync() as Float32Array, offset);
 }

@@ -18,6 +18,7 @@ import { Worker, type TransferListItem } from 'node:worker_threads';
 import type * as tf from '@tensorflow/tfjs';
 import { log } from '@empo/core';
 import type { ModelConfig } from '../config.ts';
+import { readInto } from '../kernels/copy.ts';
 import { rowSeeds, type GenerateOptions, type GenerateResult, type GenerationModel } from '../generate.ts';
 import { INIT_ID, type FromWorker, type TensorSlot, type ToWorker } from './protocol.ts';
 
@@ -69,6 +70,8 @@ interface QueuedTask {
 }
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
+
+
 const ENTRY = new URL('./worker.ts', import.meta.url);
 
 export class PolicyWorkers {
@@ -86,7 +89,7 @@ export class PolicyWorkers {
   static async start(opts: PolicyWorkersOptions): Promise<PolicyWorkers> {
     if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new Error(`PolicyWorkers: workers must be a positive integer, got ${opts.workers}`);
     const threads: Thread[] = Array.from({ length: opts.workers }, () => ({
-      worker: new Worker(BOOTSTRAP, { workerData: { entry: ENTRY.href } }),
+      worker: new Worker(BOOTSTRAP, { workerData: { entry: ENTRY.href }, execArgv: [] }),
       pending: new Map(),
       busy: false,
       failed: null,
@@ -135,7 +138,7 @@ export class PolicyWorkers {
     }
     const buffer = last && last.buffer.byteLength === offset * 4 ? last.buffer : new SharedArrayBuffer(offset * 4);
     const all = new Float32Array(buffer);
-    entries.forEach(([, t], i) => all.set(t.dataSync() as Float32Array, layout[i]!.offset));
+    entries.forEach(([, t], i) => readInto(t, all, layout[i]!.offset));
     this.buffers.set(slot, { buffer, synced: [] }); // marked synced only once every worker has the copy
     await Promise.all(this.threads.map((t) => this.send(t, this.nextId++, { type: 'sync', id: 0, slot, buffer, layout })));
     this.buffers.set(slot, { buffer, synced: dataIds });

@@ -49,8 +49,10 @@ function sync(msg: SyncMessage): void {
   let vars = slots.get(msg.slot);
   if (!vars) slots.set(msg.slot, (vars = new Map()));
   for (const t of msg.layout) {
-    // slice(): a private copy (a backend may keep the array it is given, and the parent rewrites the buffer).
-    const data = new Float32Array(msg.buffer, t.offset * 4, t.size).slice();
+    // A private copy, since the parent rewrites the buffer: tfjs-wasm copies what it is given onto its heap at
+    // once; other backends may keep the array itself, so they get a slice.
+    const shared = new Float32Array(msg.buffer, t.offset * 4, t.size);
+    const data = tf.getBackend() === 'wasm' ? shared : shared.slice();
     const v = vars.get(t.name);
     if (v) tf.tidy(() => v.assign(tf.tensor(data, t.shape, 'float32')));
     else vars.set(t.name, tf.tidy(() => tf.variable(tf.tensor(data, t.shape, 'float32'), true)));
