@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the TypeScript sources directly through tsx's loader: no build step after `npm ci`.
-// TensorFlow.js is loaded first, without the loader: through it, its bundles hold about twice the heap
-// (~28 MB more), which every full garbage collection has to mark.
+// TensorFlow.js is loaded first, without the loader: through it, its bundles hold about three times the heap
+// (some 28 MB more), and every full garbage collection marks all of it.
 import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { register } from 'tsx/esm/api';

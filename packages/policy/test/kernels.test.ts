@@ -219,6 +219,12 @@ describe('readInto', () => {
       expect(() => readInto(ints, out)).toThrow(/expected a float32 tensor, got int32/);
       tf.dispose([x, ints]);
     }
-    await withBackend('wasm');
+    await withBackend('cpu');
+    const onCpu = tf.tensor1d([1.5, -2, 3]);
+    await withBackend('wasm'); // not on the wasm heap yet: moved there on the way
+    const out = new Float32Array(3);
+    readInto(onCpu, out);
+    expect([...out]).toEqual([1.5, -2, 3]);
+    onCpu.dispose();
   });
 });

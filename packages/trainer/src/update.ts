@@ -255,7 +255,7 @@ export async function policyUpdateParallel(
 /**
  * One shared gradient buffer per micro-batch, kept with the worker pool and reused by every update (the workers
  * write into them; the sums are read from them). The gradients of an iteration are consumed (summed, turned into
- * tensors and applied) before the next iteration's tasks overwrite them.
+ * tensors and applied) before the next iteration's tasks overwrite them; a pool runs one update at a time.
  */
 const gradientBuffersOf = new WeakMap<PolicyWorkers, SharedArrayBuffer[]>();
 function gradientBuffers(workers: PolicyWorkers, count: number, values: number): SharedArrayBuffer[] {

@@ -129,6 +129,7 @@ export function readInto(x: tf.Tensor, out: Float32Array, offset = 0): void {
   if (x.dtype !== 'float32') throw new Error(`readInto: expected a float32 tensor, got ${x.dtype}`);
   if (offset < 0 || offset + x.size > out.length) throw new Error(`readInto: ${x.size} values do not fit at ${offset} in an array of ${out.length}`);
   if (tf.getBackend() === 'wasm') {
+    // (a tensor still on another backend is moved onto the heap by the backend's data storage, as for any kernel)
     const be = tf.backend() as unknown as WasmBackendLike;
     const memory = be.wasm.asm?.memory ?? be.wasm.wasmMemory;
     if (memory) {

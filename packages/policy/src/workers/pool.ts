@@ -70,8 +70,6 @@ interface QueuedTask {
 }
 
 const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
-
-
 const ENTRY = new URL('./worker.ts', import.meta.url);
 
 export class PolicyWorkers {
@@ -89,6 +87,7 @@ export class PolicyWorkers {
   static async start(opts: PolicyWorkersOptions): Promise<PolicyWorkers> {
     if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new Error(`PolicyWorkers: workers must be a positive integer, got ${opts.workers}`);
     const threads: Thread[] = Array.from({ length: opts.workers }, () => ({
+      // execArgv []: not the parent's Node options, whose `--import tsx` would register a second loader (bootstrap.mjs sets up its own)
       worker: new Worker(BOOTSTRAP, { workerData: { entry: ENTRY.href }, execArgv: [] }),
       pending: new Map(),
       busy: false,
