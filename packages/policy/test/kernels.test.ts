@@ -228,3 +228,30 @@ describe('readInto', () => {
     onCpu.dispose();
   });
 });
+
+describe('Identity on wasm', () => {
+  test('shares its input instead of copying it (tf.customGrad clones with it), with reference counts that free the data once', () => {
+    gatherRows(tf.tidy(() => tf.ones([2, 2])), [0]).dispose(); // the copy kernels (and this Identity) register on first use
+    const before = tf.memory().numTensors;
+    const buffers = () => (tf.memory() as unknown as { numDataBuffers: number }).numDataBuffers;
+    const x = tf.tensor2d([[1, 2], [3, 4]]);
+    const dataBuffers = buffers();
+    const y = tf.clone(x);
+    expect(y.dataId).toBe(x.dataId);
+    expect(buffers()).toBe(dataBuffers);
+    x.dispose();
+    expect([...(y.dataSync() as Float32Array)]).toEqual([1, 2, 3, 4]); // still alive through y
+    y.dispose();
+    expect(buffers()).toBe(dataBuffers - 1);
+    expect(tf.memory().numTensors).toBe(before);
+    setWasmKernels(false); // plain tfjs: its copying Identity
+    try {
+      const a = tf.tensor1d([5]);
+      const b = tf.clone(a);
+      expect(b.dataId).not.toBe(a.dataId);
+      tf.dispose([a, b]);
+    } finally {
+      setWasmKernels(true);
+    }
+  });
+});

@@ -6,7 +6,7 @@
  * are differentiable; `gatherRows` is not (the embedding wraps it in its own gradient).
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike } from './runtime.ts';
+import { registerWasmKernel, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike } from './runtime.ts';
 import { Code, I32 } from './wasm-asm.ts';
 
 /** copyBlocks(src, dst, rows, srcStride, dstStride, bytes): `rows` copies of `bytes` bytes, strides in bytes. */
@@ -25,6 +25,15 @@ const kernels = new WasmKernelModule(() => [{ name: 'copyBlocks', code: copyBloc
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 function register(): void {
+  // tfjs-wasm's Identity copies its input; this one shares it, as its Reshape does (and Identity on the cpu
+  // backend): tf.customGrad clones every input and output of a hand-differentiated op with Identity, some 240
+  // copies per micro-batch gradient of the tiny model. No kernel writes into its inputs, so sharing is safe.
+  replaceWasmKernel('Identity', (copying) => (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (!wasmKernelsActive('copy') || x.dtype === 'string') return copying(args);
+    (args.backend as unknown as { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  });
   registerWasmKernel('EmpoGatherRows', (inputs, be, attrs) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const indices = attrs.indices as number[];

@@ -103,6 +103,19 @@ export function registerWasmKernel(name: string, kernelFunc: (inputs: tf.NamedTe
 }
 
 /**
+ * Replace tfjs-wasm's own kernel `name` (once): `make` gets the original kernel function (to fall back on) and
+ * returns the new one. Unregistering first keeps tfjs from warning about a second registration.
+ */
+export function replaceWasmKernel(name: string, make: (original: tf.KernelFunc) => tf.KernelFunc): void {
+  if (registered.has(name)) return;
+  const original = tf.getKernel(name, 'wasm');
+  if (!original) return; // the wasm backend is not loaded: nothing to replace
+  registered.add(name);
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...original, kernelFunc: make(original.kernelFunc) });
+}
+
+/**
  * The kernel groups: matmul (a @ b and a @ b^T), tn (a^T @ b, weight gradients), copy (gathers, concat, slices),
  * fused (RMSNorm, RoPE), fma (the matmul kernels with fused multiply-adds, where relaxed SIMD compiles).
  */

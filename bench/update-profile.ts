@@ -1,0 +1,74 @@
+/**
+ * Where one micro-batch of the policy update spends its time, by tfjs kernel: every kernel called at the top
+ * level of the engine (a kernel's nested calls count in its own time) is timed over the forward, backward and
+ * loss of one micro-batch gradient on the bundled tiny model, on wasm, after warm-up runs.
+ *   npx tsx bench/update-profile.ts [--json] [--sequences N] [--length T] [--repeats N]
+ * Default: 32 sequences of 42 tokens (the default micro_batch_size and a typical rollout length), 5 repeats.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadConfig, Rng, selectBackend } from '@empo/core';
+import { Policy } from '@empo/policy';
+import { disposeMicroBatch, microBatch, microBatchGradient } from '../packages/trainer/src/gradient.ts';
+
+process.env.EMPO_QUIET = '1';
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
+const json = args.includes('--json');
+const [sequences, length, repeats] = [flag('--sequences', 32), flag('--length', 42), flag('--repeats', 5)];
+for (const [name, v] of [['--sequences', sequences], ['--length', length], ['--repeats', repeats]] as const) {
+  if (!Number.isInteger(v) || v < 1 || (name === '--length' && v < 3)) throw new Error(`bench/update-profile.ts: ${name} must be a positive integer${name === '--length' ? ' >= 3' : ''}`);
+}
+
+const config = loadConfig({ overrides: [] });
+await selectBackend('wasm', true);
+const policy = await Policy.load(config.model);
+const rng = new Rng(1);
+const V = policy.config.vocab_size;
+const promptLength = Math.floor(length / 3);
+const examples = Array.from({ length: sequences }, () => ({
+  ids: Array.from({ length }, () => 4 + Math.floor(rng.next() * (V - 4))), // the cost does not depend on the tokens
+  promptLength,
+  oldLogprobs: new Array<number>(length - promptLength).fill(-1),
+  advantage: rng.next() - 0.5,
+}));
+const settings = { epsilonLow: 0.2, epsilonHigh: 0.2, beta: 0, lossType: 'grpo' as const, normalizer: sequences };
+const model = { config: policy.config, padId: policy.padId, weights: policy.namedVariables() };
+const gradient = () => {
+  const b = microBatch(examples);
+  const r = microBatchGradient(model, b, settings, true);
+  tf.dispose([...r.grads.values()]);
+  disposeMicroBatch(b);
+};
+for (let i = 0; i < 3; i++) gradient();
+
+const byKernel = new Map<string, { ms: number; calls: number }>();
+const engine = tf.engine() as unknown as { runKernel: (name: string, inputs: unknown, attrs: unknown) => unknown };
+const runKernel = engine.runKernel.bind(engine);
+let depth = 0;
+engine.runKernel = (name, inputs, attrs) => {
+  depth++;
+  const t = performance.now();
+  try {
+    return runKernel(name, inputs, attrs);
+  } finally {
+    depth--;
+    if (depth === 0) {
+      const k = byKernel.get(name) ?? { ms: 0, calls: 0 };
+      k.ms += performance.now() - t;
+      k.calls++;
+      byKernel.set(name, k);
+    }
+  }
+};
+const t0 = performance.now();
+for (let i = 0; i < repeats; i++) gradient();
+const total = (performance.now() - t0) / repeats;
+engine.runKernel = runKernel;
+
+const kernels = [...byKernel].map(([name, k]) => ({ kernel: name, ms: k.ms / repeats, calls: k.calls / repeats })).sort((a, b) => b.ms - a.ms);
+const inKernels = kernels.reduce((s, k) => s + k.ms, 0);
+if (json) console.log(JSON.stringify({ sequences, length, repeats, ms_per_micro_batch: total, ms_in_kernels: inKernels, kernels }, null, 2));
+else {
+  console.log(`one micro-batch of ${sequences} x ${length} tokens: ${total.toFixed(0)} ms (${((sequences * length) / (total / 1000)).toFixed(0)} tokens/s), ${inKernels.toFixed(0)} ms in kernels`);
+  for (const k of kernels.filter((k) => k.ms >= 0.5)) console.log(`  ${k.kernel.padEnd(22)} ${k.ms.toFixed(1).padStart(7)} ms ${String(k.calls).padStart(6)} calls`);
+}
