@@ -3,7 +3,6 @@
 // TensorFlow.js is loaded first, without the loader: through it, its bundles hold about three times the heap
 // (some 28 MB more), and every full garbage collection marks all of it.
 import '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
 import { register } from 'tsx/esm/api';
 
 register();
