@@ -236,7 +236,7 @@ describe.skipIf(!available && !required)('webgpu backend', () => {
     const cli = join(ROOT, 'packages/cli/bin/empo.mjs');
     const run = spawnSync(process.execPath, [cli, 'logprobs', '--model', MODEL, '--prompt', questions[0]!, '--completion', 'a=12 b=30 a+b=42 \\boxed{42}', '--json', '--backend', 'webgpu'],
       { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-    expect(run.status, run.stderr).toBe(0);
+    expect(run.status, `signal ${run.signal}; stderr: ${run.stderr}`).toBe(0);
     expect(run.stderr).toMatch(/tensor backend: webgpu on /);
     const out = JSON.parse(run.stdout) as { completion_ids: number[]; logprobs: number[] };
     expect(out.completion_ids).toEqual(completion);
