@@ -6,7 +6,7 @@
  * are differentiable; `gatherRows` is not (the embedding wraps it in its own gradient).
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernel, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike } from './runtime.ts';
+import { heapOf, registerWasmKernel, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike } from './runtime.ts';
 import { Code, I32 } from './wasm-asm.ts';
 
 /** copyBlocks(src, dst, rows, srcStride, dstStride, bytes): `rows` copies of `bytes` bytes, strides in bytes. */
@@ -31,7 +31,7 @@ function register(): void {
   replaceWasmKernel('Identity', (copying) => (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     if (!wasmKernelsActive('copy') || x.dtype === 'string') return copying(args);
-    (args.backend as unknown as { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
+    (args.backend as unknown as WasmBackendLike).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   });
   registerWasmKernel('EmpoGatherRows', (inputs, be, attrs) => {
@@ -140,7 +140,7 @@ export function readInto(x: tf.Tensor, out: Float32Array, offset = 0): void {
   if (tf.getBackend() === 'wasm') {
     // (a tensor still on another backend is moved onto the heap by the backend's data storage, as for any kernel)
     const be = tf.backend() as unknown as WasmBackendLike;
-    const memory = be.wasm.asm?.memory ?? be.wasm.wasmMemory;
+    const memory = heapOf(be);
     if (memory) {
       out.set(new Float32Array(memory.buffer, be.getMemoryOffset(x.dataId), x.size), offset);
       return;

@@ -24,6 +24,12 @@ export interface WasmBackendLike {
   wasm: { asm?: { memory?: WasmMemory }; wasmMemory?: WasmMemory };
   makeOutput(shape: number[], dtype: 'float32' | 'int32'): tf.TensorInfo;
   getMemoryOffset(dataId: tf.DataId): number;
+  incRef(dataId: tf.DataId): void;
+}
+
+/** The backend's WebAssembly memory (its heap), or null where this build of tfjs-wasm does not expose it. */
+export function heapOf(backend: WasmBackendLike): WasmMemory | null {
+  return backend.wasm.asm?.memory ?? backend.wasm.wasmMemory ?? null;
 }
 
 export type WasmFunction = (...args: number[]) => void;
@@ -39,7 +45,7 @@ export class WasmKernelModule {
   constructor(private readonly build: () => { name: string; code: Code }[]) {}
 
   exportsFor(backend: WasmBackendLike): Record<string, WasmFunction> {
-    const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+    const memory = heapOf(backend);
     if (!memory) throw new Error('wasm kernels: the wasm backend does not expose its memory');
     let fns = this.instances.get(memory);
     if (!fns) {
