@@ -20,9 +20,9 @@ export async function makeTinyWorkspace(overrides: Record<string, unknown> = {})
   await policy.save(join(dir, 'model'));
   policy.dispose();
   writeParquet(join(dir, 'train.parquet'), queriesSpec,
-    sampleProblems('train', 12, 5).map((p, i) => ({ question_id: `t${i}`, question: p.question })));
+    sampleProblems('pretrain', 12, 5).map((p, i) => ({ question_id: `t${i}`, question: p.question })));
   writeParquet(join(dir, 'eval.parquet'), labeledQueriesSpec,
-    sampleProblems('eval', 6, 5).map((p, i) => ({ question_id: `e${i}`, question: p.question, answer: String(p.answer) })));
+    sampleProblems('heldout', 6, 5).map((p, i) => ({ question_id: `e${i}`, question: p.question, answer: String(p.answer) })));
   return {
     dir,
     config: parseConfig({

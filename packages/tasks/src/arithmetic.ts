@@ -68,18 +68,47 @@ function fnv1a(text: string): number {
 }
 
 /**
- * Which split a question belongs to, from a hash of its text: about one question in eight is
- * held out for evaluation, so training and evaluation questions can never overlap.
+ * Which split a question belongs to, from a hash of its text. The pretraining split (seven
+ * questions in eight) is the only one the base model's supervised solutions come from; the
+ * held-out split is never pretrained on, and holds both the unlabeled questions EMPO trains on
+ * and the labeled evaluation questions (disjoint, see `heldOutProblems`).
  */
-export function splitOf(question: string): 'train' | 'eval' {
-  return fnv1a(question) % 8 === 0 ? 'eval' : 'train';
+export function splitOf(question: string): Split {
+  return fnv1a(question) % 8 === 0 ? 'heldout' : 'pretrain';
+}
+
+export type Split = 'pretrain' | 'heldout';
+
+function poolOf(split: Split): ArithProblem[] {
+  return allProblems().filter((p) => splitOf(p.question) === split);
 }
 
 /** `count` distinct problems of one split, in a seeded random order. */
-export function sampleProblems(split: 'train' | 'eval', count: number, seed: number): ArithProblem[] {
-  const pool = allProblems().filter((p) => splitOf(p.question) === split);
+export function sampleProblems(split: Split, count: number, seed: number): ArithProblem[] {
+  const pool = poolOf(split);
   if (count > pool.length) throw new RangeError(`only ${pool.length} ${split} problems exist, asked for ${count}`);
   return Rng.derive(seed, 'arith', split).shuffle(pool).slice(0, count);
+}
+
+/** How many held-out problems exist (the evaluation and the RL questions share them). */
+export function heldOutCount(): number {
+  return poolOf('heldout').length;
+}
+
+/**
+ * The held-out split, divided in a seeded order: the first `evalCount` problems are the labeled
+ * evaluation set, the next `trainCount` (null: all the rest) the unlabeled training questions.
+ * Neither was seen in pretraining, and the two never overlap.
+ */
+export function heldOutProblems(evalCount: number, trainCount: number | null, seed: number): { eval: ArithProblem[]; train: ArithProblem[] } {
+  const pool = poolOf('heldout');
+  const train = trainCount ?? Math.max(0, pool.length - evalCount);
+  if (train < 1 || evalCount + train > pool.length) {
+    throw new RangeError(`only ${pool.length} held-out problems exist: ${evalCount} evaluation (--eval) + ${train} training questions (--train) do not fit`);
+  }
+  // The label 'eval' keeps the evaluation set of seed 1234 what it was before the training questions moved here.
+  const order = Rng.derive(seed, 'arith', 'eval').shuffle(pool);
+  return { eval: order.slice(0, evalCount), train: order.slice(evalCount, evalCount + train) };
 }
 
 /**

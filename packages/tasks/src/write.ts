@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { Rng, labeledQueriesSpec, queriesSpec, sftSpec, writeJsonAtomic, writeParquet } from '@empo/core';
-import { allProblems, noisySolution, sampleProblems, splitOf } from './arithmetic.ts';
+import { allProblems, heldOutProblems, noisySolution, splitOf } from './arithmetic.ts';
 
 export interface ArithTaskOptions {
-  /** Unlabeled training questions. */
-  trainCount: number;
-  /** Labeled evaluation questions (a disjoint split). */
+  /** Unlabeled training questions, from the held-out split (never pretrained on); null: every held-out question not in the evaluation set. */
+  trainCount: number | null;
+  /** Labeled evaluation questions, from the held-out split, disjoint from the training questions. */
   evalCount: number;
-  /** Pretraining pairs (train-split questions with noisy step-by-step solutions). */
+  /** Pretraining pairs (pretraining-split questions with noisy step-by-step solutions). */
   sftCount: number;
   /** Probability that each written step of a pretraining solution is off by 1 or 2. */
   errorRate: number;
@@ -17,23 +17,23 @@ export interface ArithTaskOptions {
 }
 
 export const defaultArithTaskOptions: ArithTaskOptions = {
-  trainCount: 2000, evalCount: 200, sftCount: 20000, errorRate: 0.1, seed: 1234, promptTemplate: '{question}\n',
+  trainCount: null, evalCount: 200, sftCount: 20000, errorRate: 0.1, seed: 1234, promptTemplate: '{question}\n',
 };
 
 /**
- * Write the bundled arithmetic task into `dir`: train.parquet (no answer column), eval.parquet
- * (with answers), sft.parquet (noisy solutions for pretraining), train-labeled.parquet and
+ * Write the bundled arithmetic task into `dir`: train.parquet (no answer column) and eval.parquet
+ * (with answers), both from the held-out split, sft.parquet (noisy solutions of pretraining-split
+ * questions, for pretraining the base), train-labeled.parquet and
  * sft-gold.parquet (the training questions' answers and correct solutions, for the supervised
  * baselines only) and task.json (the options).
  */
 export function writeArithmeticTask(dir: string, options: ArithTaskOptions = defaultArithTaskOptions): Record<string, number> {
-  const train = sampleProblems('train', options.trainCount, options.seed);
-  const evalSet = sampleProblems('eval', options.evalCount, options.seed);
+  const { train, eval: evalSet } = heldOutProblems(options.evalCount, options.trainCount, options.seed);
   writeParquet(join(dir, 'train.parquet'), queriesSpec, train.map((p, i) => ({ question_id: `train-${i}`, question: p.question })));
   writeParquet(join(dir, 'eval.parquet'), labeledQueriesSpec,
     evalSet.map((p, i) => ({ question_id: `eval-${i}`, question: p.question, answer: String(p.answer) })));
   const rng = Rng.derive(options.seed, 'sft');
-  const pool = allProblems().filter((p) => splitOf(p.question) === 'train');
+  const pool = allProblems().filter((p) => splitOf(p.question) === 'pretrain');
   const sft = Array.from({ length: options.sftCount }, () => {
     const problem = pool[rng.int(pool.length)]!;
     return {

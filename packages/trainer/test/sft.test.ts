@@ -15,7 +15,7 @@ beforeAll(async () => {
 describe('SFT', () => {
   it('lowers the held-out loss on the arithmetic task', async () => {
     const rng = new Rng(1);
-    const pairs = sampleProblems('train', 400, 3).map((p) => ({ prompt: `${p.question}\n`, completion: noisySolution(p, rng, 0.1).solution }));
+    const pairs = sampleProblems('pretrain', 400, 3).map((p) => ({ prompt: `${p.question}\n`, completion: noisySolution(p, rng, 0.1).solution }));
     const tokenizer = CharTokenizer.fromCorpus(pairs.flatMap((p) => [p.prompt, p.completion]));
     const policy = Policy.init(tinyConfig({
       vocabSize: tokenizer.vocabSize, hiddenSize: 32, numLayers: 1, numHeads: 2, intermediateSize: 64,

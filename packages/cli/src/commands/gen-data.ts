@@ -9,13 +9,17 @@ export const genData: Command = {
       out: { type: 'string' }, seed: { type: 'string' }, train: { type: 'string' }, eval: { type: 'string' },
       sft: { type: 'string' }, 'error-rate': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     });
-    const { defaultArithTaskOptions: d, writeArithmeticTask } = await import('@empo/tasks');
+    const { defaultArithTaskOptions: d, heldOutCount, writeArithmeticTask } = await import('@empo/tasks');
     if (values.help) {
       process.stdout.write(`Usage: empo gen-data [--out DIR] [--seed N] [--train N] [--eval N] [--sft N] [--error-rate P]
 
-Writes DIR/train.parquet (unlabeled), DIR/eval.parquet (labeled, disjoint), DIR/sft.parquet
-(noisy step-by-step solutions for pretraining) and DIR/task.json. Same options, same files.
-Defaults: --out data/tasks/arith --seed ${d.seed} --train ${d.trainCount} --eval ${d.evalCount} --sft ${d.sftCount} --error-rate ${d.errorRate}
+Writes DIR/train.parquet (unlabeled) and DIR/eval.parquet (labeled, disjoint), both from the
+held-out split that pretraining never sees (${heldOutCount()} problems), DIR/sft.parquet (noisy
+step-by-step solutions of the other problems, for pretraining), DIR/train-labeled.parquet and
+DIR/sft-gold.parquet (the training questions' answers and solutions, for the supervised
+baselines of 'empo results' only) and DIR/task.json. Same options, same files.
+Defaults: --out data/tasks/arith --seed ${d.seed} --eval ${d.evalCount} --train (every held-out
+problem not in the evaluation set: ${heldOutCount() - d.evalCount}) --sft ${d.sftCount} --error-rate ${d.errorRate}
 `);
       return;
     }
@@ -26,7 +30,7 @@ Defaults: --out data/tasks/arith --seed ${d.seed} --train ${d.trainCount} --eval
       const counts = writeArithmeticTask(out, {
         ...d,
         seed: positiveInt('--seed', values.seed, d.seed),
-        trainCount: positiveInt('--train', values.train, d.trainCount),
+        trainCount: values.train === undefined ? d.trainCount : positiveInt('--train', values.train, 1),
         evalCount: positiveInt('--eval', values.eval, d.evalCount),
         sftCount: positiveInt('--sft', values.sft, d.sftCount),
         errorRate,
