@@ -1,6 +1,6 @@
 import { RunLayout, log, progress, selectBackend, type EmpoConfig, type MetricsRow } from '@empo/core';
 import { clusterStep, makeJudge, readGoldAnswers } from '@empo/clusterer';
-import { readTrainQueries, sampleStepParallel } from '@empo/sampler';
+import { checkRunInputs, readTrainQueries, sampleStepParallel } from '@empo/sampler';
 import { TrainerSession, checkCollapse } from '@empo/trainer';
 import type { PolicyWorkers } from '@empo/policy';
 import { loopWorkers } from './workers.ts';
@@ -20,12 +20,13 @@ export async function trainLoop(
   options: { workers?: PolicyWorkers | null } = {},
 ): Promise<MetricsRow[]> {
   const layout = RunLayout.fromConfig(config);
+  const queries = readTrainQueries(config);
+  checkRunInputs(config, queries); // a run is continued (or reported as finished) only from the inputs it started with
   const from = layout.latestCheckpointStep();
   if (from >= steps) {
     log.info(`train: run '${config.run}' already has ${from} steps`);
     return [];
   }
-  const queries = readTrainQueries(config);
   const goldAnswers = readGoldAnswers(config); // undefined unless the supervised baseline asks for it
   for (const path of layout.removeStaleTemporaries()) log.info(`train: removed ${path}, left by a killed run`);
   const backend = await selectBackend(config.backend);

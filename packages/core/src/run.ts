@@ -6,6 +6,7 @@ import type { EmpoConfig } from './config.ts';
 /**
  * The run folder:
  *   <runs_dir>/<run>/config.json                      resolved config of the last stage run
+ *   <runs_dir>/<run>/inputs.json                      what training started from (training questions, base model, seed; see @empo/sampler)
  *   <runs_dir>/<run>/step-000k/rollouts.parquet       sampler output for step k
  *   <runs_dir>/<run>/step-000k/clusters.parquet       clusterer output for step k
  *   <runs_dir>/<run>/step-000k/metrics.parquet        trainer metrics for step k

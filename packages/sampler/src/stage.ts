@@ -4,6 +4,7 @@ import {
 } from '@empo/core';
 import { Policy, loadTokenizer, formatMemory, startWorkers, type PolicyWorkers } from '@empo/policy';
 import { OpenAIClient } from '@empo/server';
+import { checkRunInputs } from './inputs.ts';
 import { questionsForStep } from './select.ts';
 import { sampleRollouts, sampleRolloutsParallel, sampleRolloutsRemote } from './sample.ts';
 
@@ -44,6 +45,7 @@ export async function runSampler(config: EmpoConfig): Promise<{ step: number; pa
   const layout = RunLayout.fromConfig(config);
   const step = layout.nextStep();
   const queries = readTrainQueries(config);
+  checkRunInputs(config, queries);
   if (config.sampler.engine === 'openai') {
     const modelDir = layout.modelDir(step - 1);
     const client = OpenAIClient.fromConfig(config.openai);

@@ -121,7 +121,9 @@ with the same budget (steps x questions_per_step x num_generations sequences; SF
 many optimizer steps of as many sequences), each in its own run folder results-<method>-s<seed>,
 --jobs processes at a time (default: the number of cores). Finished runs are reused, so an
 interrupted command resumes (the log and --out say which runs were reused); --fresh deletes the
-chosen methods' and seeds' run folders first, to recompute them (after a code change). Writes the table
+chosen methods' and seeds' run folders first, to recompute them (after a code change, or a
+change of the task files: an RL run whose training questions or base model changed stops
+with an error until then). Writes the table
 (mean and sample std over seeds) to --out, keeping the hand-written notes that follow the line
 ${NOTES_MARKER}
 in the file it replaces, and the raw figures to data/runs/results.json.
