@@ -1,19 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { queriesSpec, writeParquet } from '@empo/core';
+import { sampleProblems } from '@empo/tasks';
 import { makeTinyWorkspace } from './helpers.ts';
 
 const bin = resolve(import.meta.dirname, '../packages/cli/bin/empo.mjs');
 
-/** `empo main` on a throwaway workspace; returns stdout, stderr and the run folder. */
+/** `empo main` on a throwaway workspace; returns stdout, stderr, the run folder and a way to run it again. */
 async function mainJob(args: string[], overrides: Record<string, unknown> = {}) {
   const { dir, config } = await makeTinyWorkspace({ run: 'main', ...overrides });
   const configPath = join(dir, 'config.json');
   writeFileSync(configPath, JSON.stringify(config));
-  const result = spawnSync(process.execPath, [bin, 'main', '--config', configPath, ...args], { encoding: 'utf8', timeout: 240_000 });
+  const again = () => spawnSync(process.execPath, [bin, 'main', '--config', configPath, ...args], { encoding: 'utf8', timeout: 240_000 });
+  const result = again();
   expect(result.status, result.stderr).toBe(0);
-  return { stdout: result.stdout, stderr: result.stderr, root: join(config.runs_dir, 'main') };
+  return { stdout: result.stdout, stderr: result.stderr, root: join(config.runs_dir, 'main'), config, again };
 }
 
 describe('empo main (the main job)', () => {
@@ -33,6 +36,16 @@ describe('empo main (the main job)', () => {
     expect(greedy.ci95[0]).toBeLessThanOrEqual(greedy.delta);
     expect(greedy.ci95[1]).toBeGreaterThanOrEqual(greedy.delta);
     expect(existsSync(join(root, 'report', 'index.html'))).toBe(true);
+  }, 240_000);
+
+  it('refuses a finished run whose training questions changed, before writing anything into it', async () => {
+    const { root, config, again } = await mainJob(['--steps', '1', '--eval-every', '0']);
+    const before = statSync(join(root, 'eval', 'step-0000', 'summary.json')).mtimeMs;
+    writeParquet(config.train_queries, queriesSpec, sampleProblems('heldout', 12, 9).map((p, i) => ({ question_id: `n${i}`, question: p.question })));
+    const result = again();
+    expect(result.status).toBe(2); // bad input (EmpoError)
+    expect(result.stderr).toMatch(/run 'main' was trained from other inputs: train_queries \(.*train\.parquet has changed since\)/);
+    expect(statSync(join(root, 'eval', 'step-0000', 'summary.json')).mtimeMs).toBe(before);
   }, 240_000);
 
   it('stops early when a collapse guard fires, and evaluates the last checkpoint', async () => {

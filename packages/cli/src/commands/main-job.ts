@@ -39,6 +39,9 @@ export const mainJob: Command = {
     ]);
     const started = Date.now();
     const layout = RunLayout.fromConfig(config);
+    // Before anything is written into the run folder: a run is continued only from the inputs it started with.
+    const { checkRunInputs, readTrainQueries } = await import('@empo/sampler');
+    checkRunInputs(config, readTrainQueries(config));
     const questions = readEvalQueries(config);
     const backend = await selectBackend(config.backend);
 
