@@ -59,6 +59,7 @@ for (let step = 1; step <= steps; step++) {
   for (const r of runners) {
     const { session, pool } = r;
     const c0 = process.cpuUsage();
+    const busy0 = pool?.busyMs ?? 0;
     const t0 = performance.now();
     const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
     const rollouts = pool
@@ -77,6 +78,8 @@ for (let step = 1; step <= steps; step++) {
       step, sample_s: (t1 - t0) / 1000, cluster_s: (t2 - t1) / 1000, train_s: (t3 - t2) / 1000, total_s: (t3 - t0) / 1000,
       // CPU seconds of all threads / wall seconds: how many cores the step had (other load on a shared machine shows here)
       cores_used: (cpu.user + cpu.system) / 1e6 / ((t3 - t0) / 1000),
+      // with workers: the part of the step during which no worker had a task (this thread's serial work)
+      serial_s: pool ? (t3 - t0 - (pool.busyMs - busy0)) / 1000 : (t3 - t0) / 1000,
       sampled_tokens: sampled, sample_tokens_per_s: sampled / ((t1 - t0) / 1000), train_tokens_per_s: metrics.tokens_per_second,
       trained_sequences: Math.round(metrics.kept_fraction * rollouts.length),
       tensors: tf.memory().numTensors, // this thread's live tensors after the step: flat from step to step
@@ -93,7 +96,7 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const KEYS = ['sample_s', 'cluster_s', 'train_s', 'total_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'];
+const KEYS = ['sample_s', 'cluster_s', 'train_s', 'total_s', 'serial_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'];
 const strip = (m: MetricsRow) => ({ ...m, seconds: 0, tokens_per_second: 0 });
 const result = {
   backend,
@@ -128,10 +131,10 @@ else {
   for (const r of result.runs) {
     console.log(`workers ${r.workers} (startup ${r.startup_s.toFixed(1)}s):`);
     for (const s of r.steps) {
-      console.log(`  step ${s.step}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
+      console.log(`  step ${s.step}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${s.serial_s!.toFixed(3)}s)` : ''}, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
     }
     const m = r.median;
-    console.log(`  median: sample ${m.sample_s!.toFixed(2)}s (${Math.round(m.sample_tokens_per_s!)} tok/s), cluster ${m.cluster_s!.toFixed(3)}s, train ${m.train_s!.toFixed(2)}s (${Math.round(m.train_tokens_per_s!)} tok/s), total ${m.total_s!.toFixed(2)}s`);
+    console.log(`  median: sample ${m.sample_s!.toFixed(2)}s (${Math.round(m.sample_tokens_per_s!)} tok/s), cluster ${m.cluster_s!.toFixed(3)}s, train ${m.train_s!.toFixed(2)}s (${Math.round(m.train_tokens_per_s!)} tok/s), total ${m.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${m.serial_s!.toFixed(3)}s)` : ''}`);
   }
   for (const s of result.speedup) console.log(`speed-up ${s.workers} workers: full step ${s.total.toFixed(2)}x (sample ${s.sample.toFixed(2)}x, train ${s.train.toFixed(2)}x)`);
   if (runners.length > 1) console.log(`identical metrics across worker counts: ${result.identical}`);

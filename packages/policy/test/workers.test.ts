@@ -88,6 +88,19 @@ describe('PolicyWorkers', () => {
     expect(await workers.generate(policy, prompts, { ...OPTS, seed: 1 })).toEqual(policy.generate(prompts, { ...OPTS, seed: 1 }));
   });
 
+  test('busyMs counts the time some task was queued or running, not the idle time between', async () => {
+    const prompts = groups(policy, 2);
+    const before = workers.busyMs;
+    const t0 = performance.now();
+    await Promise.all([workers.generate(policy, prompts, { ...OPTS, seed: 3 }), workers.generate(policy, prompts, { ...OPTS, seed: 4 })]);
+    const wall = performance.now() - t0;
+    const busy = workers.busyMs - before;
+    expect(busy).toBeGreaterThan(0);
+    expect(busy).toBeLessThanOrEqual(wall + 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(workers.busyMs - before).toBeCloseTo(busy, 6); // idle: no growth
+  });
+
   test('close() ends the threads; later calls fail', async () => {
     const pool = await PolicyWorkers.start({ workers: 1, backend: 'wasm', model: policy });
     await pool.close();

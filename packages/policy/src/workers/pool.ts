@@ -77,6 +77,8 @@ export class PolicyWorkers {
   private readonly queue: QueuedTask[] = [];
   /** Tasks queued or running, and who waits for that count to reach 0. */
   private active = 0;
+  private busySince = 0;
+  private busyTotal = 0;
   private idleWaiters: (() => void)[] = [];
   private readonly buffers = new Map<string, { buffer: SharedArrayBuffer; synced: object[] }>();
   private closed = false;
@@ -146,13 +148,24 @@ export class PolicyWorkers {
   /** Run task `task` (a built-in or a task module's) on the next idle worker; resolves with its result. */
   run<T>(task: string, payload: unknown, transfer: TransferListItem[] = []): Promise<T> {
     if (this.closed) return Promise.reject(new Error('PolicyWorkers: closed'));
-    this.active++;
+    if (this.active++ === 0) this.busySince = performance.now();
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ message: { type: 'task', task, payload }, transfer, pending: { resolve: resolve as (v: unknown) => void, reject } });
       this.pump();
     }).finally(() => {
-      if (--this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+      if (--this.active === 0) {
+        this.busyTotal += performance.now() - this.busySince;
+        for (const w of this.idleWaiters.splice(0)) w();
+      }
     });
+  }
+
+  /**
+   * Milliseconds so far during which at least one task was queued or running. Over a stretch of work, its
+   * wall time minus the growth of busyMs is what the calling thread did alone (the serial part).
+   */
+  get busyMs(): number {
+    return this.busyTotal + (this.active > 0 ? performance.now() - this.busySince : 0);
   }
 
   /**
