@@ -79,20 +79,21 @@ export function splitOf(question: string): Split {
 
 export type Split = 'pretrain' | 'heldout';
 
-function poolOf(split: Split): ArithProblem[] {
+/** Every problem of one split, in the fixed order of allProblems. */
+export function problemsOf(split: Split): ArithProblem[] {
   return allProblems().filter((p) => splitOf(p.question) === split);
 }
 
 /** `count` distinct problems of one split, in a seeded random order. */
 export function sampleProblems(split: Split, count: number, seed: number): ArithProblem[] {
-  const pool = poolOf(split);
+  const pool = problemsOf(split);
   if (count > pool.length) throw new RangeError(`only ${pool.length} ${split} problems exist, asked for ${count}`);
   return Rng.derive(seed, 'arith', split).shuffle(pool).slice(0, count);
 }
 
 /** How many held-out problems exist (the evaluation and the RL questions share them). */
 export function heldOutCount(): number {
-  return poolOf('heldout').length;
+  return problemsOf('heldout').length;
 }
 
 /**
@@ -101,7 +102,7 @@ export function heldOutCount(): number {
  * Neither was seen in pretraining, and the two never overlap.
  */
 export function heldOutProblems(evalCount: number, trainCount: number | null, seed: number): { eval: ArithProblem[]; train: ArithProblem[] } {
-  const pool = poolOf('heldout');
+  const pool = problemsOf('heldout');
   const train = trainCount ?? Math.max(0, pool.length - evalCount);
   if (train < 1 || evalCount + train > pool.length) {
     throw new RangeError(`only ${pool.length} held-out problems exist: ${evalCount} evaluation (--eval) + ${train} training questions (--train) do not fit`);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Rng, labeledQueriesSpec, queriesSpec, sftSpec, writeJsonAtomic, writeParquet } from '@empo/core';
-import { allProblems, heldOutProblems, noisySolution, splitOf } from './arithmetic.ts';
+import { heldOutProblems, noisySolution, problemsOf } from './arithmetic.ts';
 
 export interface ArithTaskOptions {
   /** Unlabeled training questions, from the held-out split (never pretrained on); null: every held-out question not in the evaluation set. */
@@ -33,7 +33,7 @@ export function writeArithmeticTask(dir: string, options: ArithTaskOptions = def
   writeParquet(join(dir, 'eval.parquet'), labeledQueriesSpec,
     evalSet.map((p, i) => ({ question_id: `eval-${i}`, question: p.question, answer: String(p.answer) })));
   const rng = Rng.derive(options.seed, 'sft');
-  const pool = allProblems().filter((p) => splitOf(p.question) === 'pretrain');
+  const pool = problemsOf('pretrain');
   const sft = Array.from({ length: options.sftCount }, () => {
     const problem = pool[rng.int(pool.length)]!;
     return {
