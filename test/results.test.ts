@@ -6,6 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { labeledQueriesSpec, queriesSpec, sftSpec, writeParquet } from '@empo/core';
+import { sampleProblems } from '@empo/tasks';
 import { makeTinyWorkspace } from './helpers.ts';
 
 const bin = resolve(import.meta.dirname, '../packages/cli/bin/empo.mjs');
@@ -41,5 +43,35 @@ describe('empo results', () => {
     expect(third.stderr).toMatch(/--fresh: removed 2 earlier run folder\(s\): results-base-s1, results-random-s1/);
     expect(third.stderr).toMatch(/results-random-s1 done/);
     expect(third.file).not.toMatch(/reused/);
+  }, 300_000);
+
+  it('evaluates again when the evaluation set changed, and refuses runs made from other data until --fresh', async () => {
+    const { dir, config } = await makeTinyWorkspace();
+    const configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify(config));
+    // The supervised baselines' files, beside train.parquet (SFT holds 64 pairs out, so it needs more than that).
+    const writeGold = (seed: number) => writeParquet(join(dir, 'sft-gold.parquet'), sftSpec,
+      sampleProblems('pretrain', 80, seed).map((p) => ({ prompt: `${p.question}\n`, completion: p.solution })));
+    writeGold(3);
+    writeParquet(join(dir, 'train-labeled.parquet'), labeledQueriesSpec, sampleProblems('pretrain', 12, 5).map((p, i) => ({ question_id: `t${i}`, question: p.question, answer: String(p.answer) })));
+    const results = (...extra: string[]) => spawnSync(process.execPath, [bin, 'results', '--config', configPath, '--methods', 'base,sft,random',
+      '--seeds', '1', '--steps', '1', '--jobs', '2', '--out', join(dir, 'RESULTS.md'), ...extra], { encoding: 'utf8', timeout: 240_000 });
+    expect(results().status).toBe(0);
+
+    writeParquet(config.eval_queries, labeledQueriesSpec, sampleProblems('heldout', 6, 8).map((p, i) => ({ question_id: `e${i}`, question: p.question, answer: String(p.answer) })));
+    const again = results();
+    expect(again.status, again.stderr).toBe(0);
+    for (const run of ['base', 'sft', 'random']) expect(again.stderr).toMatch(new RegExp(`results-${run}-s1 done`)); // evaluated again, not reused
+
+    writeGold(4);
+    const sft = results();
+    expect(sft.status).toBe(2);
+    expect(sft.stderr).toMatch(/results-sft-s1: .*sft_log\.json was trained from other gold solutions .*; --fresh recomputes it/);
+    writeGold(3);
+    writeParquet(config.train_queries, queriesSpec, sampleProblems('heldout', 12, 9).map((p, i) => ({ question_id: `n${i}`, question: p.question })));
+    const rl = results();
+    expect(rl.status).not.toBe(0);
+    expect(rl.stderr).toMatch(/run 'results-random-s1' was trained from other inputs: train_queries/);
+    expect(results('--fresh').status).toBe(0);
   }, 300_000);
 });

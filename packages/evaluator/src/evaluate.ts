@@ -8,6 +8,8 @@ import { passAtK, questionMetrics } from './metrics.ts';
 export interface EvalSummary {
   step: number;
   model: string;
+  /** evalInputsKey of the configuration it was computed with (written with summary.json): reused only when it matches. */
+  inputs_key?: string;
   questions: number;
   /** Greedy pass@1. */
   greedy_accuracy: number;

@@ -11,3 +11,4 @@ export { lineChart, type Series } from './plot.ts';
 export { readRunData, renderReport, runPlots, writeReport, type RunData } from './report.ts';
 export { benchmarkSamplesSpec, evalItems, evaluateStep, evaluateStepParallel, readEvalQueries, runEvaluator, writeEvalResults } from './stage.ts';
 export { compareScores, compareSteps, formatDifference, pairedDifference, questionScores, type EvalComparison, type PairedDifference } from './compare.ts';
+export { evalInputs, evalInputsKey } from './inputs.ts';

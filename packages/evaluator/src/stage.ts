@@ -6,6 +6,7 @@ import {
 import { Policy, type PolicyWorkers } from '@empo/policy';
 import { OpenAIClient } from '@empo/server';
 import { loadBenchmarks } from './benchmarks.ts';
+import { evalInputsKey } from './inputs.ts';
 import {
   evaluateItems, evaluateItemsRemote, evaluatePolicy, evaluatePolicyParallel, itemsFromQueries, summarize, summarizeBenchmarks,
   type BenchmarkEvalSummary, type BenchmarkSampleRow, type EvalItem, type EvalSummary,
@@ -36,7 +37,7 @@ export function evalItems(config: EmpoConfig): EvalItem[] {
 /** Write <dir>/samples.parquet (with the benchmark column) and summary.json; log one line per benchmark. */
 export function writeEvalResults(config: EmpoConfig, step: number, model: string, rows: BenchmarkSampleRow[]): BenchmarkEvalSummary {
   const layout = RunLayout.fromConfig(config);
-  const summary = summarizeBenchmarks(step, model, rows);
+  const summary = { ...summarizeBenchmarks(step, model, rows), inputs_key: evalInputsKey(config) };
   const dir = layout.evalDir(step);
   writeParquet(join(dir, 'samples.parquet'), benchmarkSamplesSpec, rows);
   writeJsonAtomic(join(dir, 'summary.json'), summary);
@@ -77,7 +78,7 @@ export async function evaluateStepParallel(
 
 function writeStepResults(config: EmpoConfig, step: number, model: string, rows: EvalSampleRow[]): EvalSummary {
   const layout = RunLayout.fromConfig(config);
-  const summary = summarize(step, model, rows);
+  const summary = { ...summarize(step, model, rows), inputs_key: evalInputsKey(config) };
   const dir = layout.evalDir(step);
   writeParquet(join(dir, 'samples.parquet'), evalSamplesSpec, rows);
   writeJsonAtomic(join(dir, 'summary.json'), summary);

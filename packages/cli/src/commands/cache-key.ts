@@ -1,5 +1,5 @@
-import { join } from 'node:path';
 import { EmpoError, RunLayout, hashPath } from '@empo/core';
+import { evalInputs } from '@empo/evaluator/inputs';
 import { configFrom, configOptions, parse } from '../args.ts';
 import type { Command } from './types.ts';
 
@@ -39,15 +39,7 @@ export function stageKey(stage: string, config: ReturnType<typeof configFrom>): 
     }
     case 'eval': {
       const step = layout.latestCheckpointStep();
-      return {
-        stage, run: config.run, step, seed: config.seed, backend: config.backend, evaluator: config.evaluator, template: config.sampler.prompt_template,
-        openai: config.evaluator.engine === 'openai' ? config.openai : null,
-        model: hashPath(layout.modelDir(step)), queries: hashPath(config.eval_queries),
-        benchmarks: config.evaluator.benchmarks.map((b) => {
-          const spec = typeof b === 'string' ? { name: b } : b;
-          return hashPath(spec.path ?? join(config.evaluator.datasets_dir, spec.name, 'test.jsonl'));
-        }),
-      };
+      return { stage, run: config.run, step, model: hashPath(layout.modelDir(step)), ...evalInputs(config) };
     }
     default:
       throw new EmpoError(`cache-key: unknown stage '${stage}' (expected sample, cluster, train or eval)`);

@@ -3,9 +3,10 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
-  EmpoError, RunLayout, evalSamplesSpec, log, readParquetRows, stepName, writeFileAtomic, writeJsonAtomic, type EvalSampleRow,
+  EmpoError, RunLayout, evalSamplesSpec, hashPath, log, readParquetRows, stepName, writeFileAtomic, writeJsonAtomic, type EvalSampleRow,
 } from '@empo/core';
 import type { EvalComparison } from '@empo/evaluator';
+import { evalInputsKey } from '@empo/evaluator/inputs';
 import { configFrom, configHelp, configOptions, parse, positiveInt } from '../args.ts';
 import type { Command } from './types.ts';
 
@@ -122,8 +123,9 @@ many optimizer steps of as many sequences), each in its own run folder results-<
 --jobs processes at a time (default: the number of cores). Finished runs are reused, so an
 interrupted command resumes (the log and --out say which runs were reused); --fresh deletes the
 chosen methods' and seeds' run folders first, to recompute them (after a code change, or a
-change of the task files: an RL run whose training questions or base model changed stops
-with an error until then). Writes the table
+change of the task files: a run whose training questions, gold solutions or base model changed
+stops with an error until then; an evaluation made from other questions or settings is simply
+made again). Writes the table
 (mean and sample std over seeds) to --out, keeping the hand-written notes that follow the line
 ${NOTES_MARKER}
 in the file it replaces, and the raw figures to data/runs/results.json.
@@ -167,7 +169,13 @@ ${configHelp}
         evalStep = 0;
       } else if (method === 'sft') {
         const model = join(layout.root, 'sft-model');
-        if (!existsSync(join(model, 'sft_log.json'))) {
+        const sftLog = join(model, 'sft_log.json');
+        if (existsSync(sftLog)) {
+          const made = JSON.parse(readFileSync(sftLog, 'utf8')) as { data_sha256?: string; init_sha256?: string | null };
+          if (made.data_sha256 !== hashPath(goldSolutions) || made.init_sha256 !== hashPath(config.model)) {
+            throw new EmpoError(`${name}: ${sftLog} was trained from other gold solutions or another base model than ${goldSolutions} and ${config.model} (or records neither); --fresh recomputes it`);
+          }
+        } else {
           await run(['sft', '--init', config.model, '--data', goldSolutions, '--out', model, '--steps', String(steps), '--batch-size', String(sequences),
             '--lr', String(config.trainer.learning_rate), '--warmup', '0', '--schedule', 'constant', '--weight-decay', '0', '--held-out', '64',
             '--eval-every', String(steps), '--seed', String(seed), ...(values.backend ? ['--backend', values.backend] : [])], name);
@@ -182,7 +190,9 @@ ${configHelp}
         if (evalStep !== before) ran = true;
       }
       const summaryPath = join(layout.root, 'eval', stepName(evalStep), 'summary.json');
-      if (!existsSync(summaryPath)) await run(['eval', '--step', String(evalStep), ...evalArgs], name);
+      // An earlier evaluation is reused only when it was made from the same questions and settings.
+      const stored = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as { inputs_key?: string }) : null;
+      if (stored?.inputs_key !== evalInputsKey({ ...config, seed })) await run(['eval', '--step', String(evalStep), ...evalArgs], name);
       if (!ran) reusedRuns++;
       log.info(`results: ${name} ${ran ? 'done' : 'reused from an earlier command'} (${((Date.now() - started) / 1000).toFixed(0)}s)`);
       return { ...(JSON.parse(readFileSync(summaryPath, 'utf8')) as Figures), evalDir: dirname(summaryPath), step: evalStep };

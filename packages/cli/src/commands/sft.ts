@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { EmpoError, Rng, log, parseBackendName, selectBackend, writeJsonAtomic } from '@empo/core';
+import { EmpoError, Rng, hashPath, log, parseBackendName, selectBackend, writeJsonAtomic } from '@empo/core';
 import { parse, positiveInt } from '../args.ts';
 import type { Command } from './types.ts';
 
@@ -56,6 +56,9 @@ export const sft: Command = {
     const { readSftRows, runSftLoop, sftExample } = await import('@empo/trainer');
     const { CharTokenizer, Policy, tinyConfig } = await import('@empo/policy');
     const rows = readSftRows(values.data);
+    // What the model was made from, by content (before --out, which may be --init, is written): `empo results` reuses an SFT run only for the same.
+    const dataSha256 = hashPath(values.data);
+    const initSha256 = values.init ? hashPath(values.init) : null;
     const heldOutCount = positiveInt('--held-out', values['held-out'], 256);
     if (rows.length <= heldOutCount) throw new EmpoError(`${values.data}: ${rows.length} pairs, need more than --held-out ${heldOutCount}`);
     await selectBackend(backend);
@@ -87,7 +90,8 @@ export const sft: Command = {
     const curve = await runSftLoop(policy, train, heldOut, options);
     await policy.save(values.out);
     writeJsonAtomic(join(values.out, 'sft_log.json'), {
-      data: values.data, init: values.init ?? null, parameters: policy.numParameters(), options, seconds: (Date.now() - start) / 1000, curve,
+      data: values.data, data_sha256: dataSha256, init: values.init ?? null, init_sha256: initSha256,
+      parameters: policy.numParameters(), options, seconds: (Date.now() - start) / 1000, curve,
       command: `empo sft ${argv.join(' ')}`,
     });
     log.info(`sft: wrote ${values.out}; held-out loss ${curve[0]?.heldOut.toFixed(4)} -> ${curve.at(-1)?.heldOut.toFixed(4)}`);
