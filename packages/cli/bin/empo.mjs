@@ -6,8 +6,7 @@ import '@tensorflow/tfjs';
 import { register } from 'tsx/esm/api';
 
 register();
-const { main, shutdown } = await import('../src/main.ts');
+const { main, exitIfDawnLoaded } = await import('../src/main.ts');
 process.exitCode = await main(process.argv.slice(2));
-// Release what could keep the process alive once the command is done (Dawn's GPU instance, for --backend
-// webgpu); should anything still hold the event loop, exit anyway a moment later.
-if (await shutdown()) setTimeout(() => process.exit(), 2000).unref();
+// With Dawn loaded (--backend webgpu), the process ends here, without finalizing Dawn's objects (see there).
+await exitIfDawnLoaded(process.exitCode);

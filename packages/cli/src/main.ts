@@ -1,4 +1,4 @@
-import { dawnLoaded, isEmpoError, releaseBackend } from '@empo/core';
+import { dawnLoaded, isEmpoError } from '@empo/core';
 import { commands } from './commands/index.ts';
 
 const usage = `empo: Entropy Minimized Policy Optimization, unsupervised RL fine-tuning for language models
@@ -35,11 +35,14 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * After a command: release the tensor backend's resources that could keep Node's event loop alive (Dawn's
- * GPU instances). Returns whether Dawn was loaded (the caller then makes sure the process exits).
+ * After a command that loaded Dawn (`--backend webgpu`, or adapter probes): end the process here, once stdout
+ * and stderr are flushed, with Dawn's objects still alive. Releasing them and letting Node exit by itself
+ * crashed the process after its output in about one run in eight with the other core busy (SIGSEGV, or SIGABRT
+ * from a std::system_error, as Dawn's objects were finalized while Mesa's threads still ran), and Dawn keeps
+ * the event loop alive while they are referenced. Without Dawn this returns and the process exits as usual.
  */
-export async function shutdown(): Promise<boolean> {
-  const used = dawnLoaded();
-  await releaseBackend();
-  return used;
+export async function exitIfDawnLoaded(code: number): Promise<void> {
+  if (!dawnLoaded()) return;
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
+  process.exit(code);
 }
