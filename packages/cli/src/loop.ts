@@ -1,9 +1,16 @@
-import { RunLayout, log, progress, selectBackend, type EmpoConfig, type MetricsRow } from '@empo/core';
+import { RunLayout, log, progress, selectBackend, type EmpoConfig, type MetricsRow, type QueryRow } from '@empo/core';
 import { clusterStep, makeJudge, readGoldAnswers } from '@empo/clusterer';
 import { checkRunInputs, readTrainQueries, sampleStepParallel } from '@empo/sampler';
 import { TrainerSession, checkCollapse } from '@empo/trainer';
 import type { PolicyWorkers } from '@empo/policy';
 import { loopWorkers } from './workers.ts';
+
+/** The run's training questions, once its folder is known to have been trained from these inputs (checkRunInputs). */
+export function checkedTrainQueries(config: EmpoConfig): QueryRow[] {
+  const queries = readTrainQueries(config);
+  checkRunInputs(config, queries); // a run is continued (or reported as finished) only from the inputs it started with
+  return queries;
+}
 
 /**
  * Run EMPO until the run has `steps` steps, in one process: the policy stays in memory between
@@ -16,12 +23,15 @@ export async function trainLoop(
   config: EmpoConfig,
   steps: number,
   onStep?: (metrics: MetricsRow, session: TrainerSession, workers: PolicyWorkers | null) => Promise<void> | void,
-  /** Worker threads to use (the caller closes them); default: started here per config `workers`, closed at the end. */
-  options: { workers?: PolicyWorkers | null } = {},
+  options: {
+    /** Worker threads to use (the caller closes them); default: started here per config `workers`, closed at the end. */
+    workers?: PolicyWorkers | null;
+    /** The training questions as checkedTrainQueries returned them (a caller that checked first); default: read and checked here. */
+    queries?: QueryRow[];
+  } = {},
 ): Promise<MetricsRow[]> {
   const layout = RunLayout.fromConfig(config);
-  const queries = readTrainQueries(config);
-  checkRunInputs(config, queries); // a run is continued (or reported as finished) only from the inputs it started with
+  const queries = options.queries ?? checkedTrainQueries(config);
   const from = layout.latestCheckpointStep();
   if (from >= steps) {
     log.info(`train: run '${config.run}' already has ${from} steps`);

@@ -34,14 +34,13 @@ export const mainJob: Command = {
     const steps = positiveInt('--steps', values.steps, 20);
     const evalEvery = positiveInt('--eval-every', values['eval-every'], 5);
     const evalQuestions = positiveInt('--eval-questions', values['eval-questions'], 64);
-    const [{ compareSteps, evaluateStepParallel, formatDifference, readEvalQueries, writeReport }, { trainLoop }, { Policy }, { loopWorkers }] = await Promise.all([
+    const [{ compareSteps, evaluateStepParallel, formatDifference, readEvalQueries, writeReport }, { checkedTrainQueries, trainLoop }, { Policy }, { loopWorkers }] = await Promise.all([
       import('@empo/evaluator'), import('../loop.ts'), import('@empo/policy'), import('../workers.ts'),
     ]);
     const started = Date.now();
     const layout = RunLayout.fromConfig(config);
     // Before anything is written into the run folder: a run is continued only from the inputs it started with.
-    const { checkRunInputs, readTrainQueries } = await import('@empo/sampler');
-    checkRunInputs(config, readTrainQueries(config));
+    const trainQueries = checkedTrainQueries(config);
     const questions = readEvalQueries(config);
     const backend = await selectBackend(config.backend);
 
@@ -57,7 +56,7 @@ export const mainJob: Command = {
         if (evalEvery > 0 && metrics.step % evalEvery === 0 && metrics.step < steps) {
           await evaluateStepParallel(session.policy, workers, questions.slice(0, evalQuestions), config, metrics.step, `${config.run} step ${metrics.step} (in memory)`);
         }
-      }, { workers });
+      }, { workers, queries: trainQueries });
       // The collapse guards may stop the run early: the result is then its last checkpoint.
       finalStep = layout.latestCheckpointStep();
       const finalPolicy = await Policy.load(layout.modelDir(finalStep));
