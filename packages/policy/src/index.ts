@@ -66,4 +66,5 @@ export { PolicyWorkers, defaultWorkerCount, splitRuns, startWorkers, type Policy
 export type { TaskHandler, TaskModule, WorkerModel } from './workers/protocol.ts';
 export { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
 export { readInto } from './kernels/copy.ts';
-export { setWasmKernels, type KernelGroup } from './kernels/runtime.ts';
+export { setWasmKernels, wasmKernelsActive, type KernelGroup } from './kernels/runtime.ts';
+export { adamwStep, type AdamWConstants } from './kernels/optimizer.ts';

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { adamwStep, wasmKernelsActive, type AdamWConstants } from '@empo/policy';
 
 export interface AdamWOptions {
   learningRate: number;
@@ -24,18 +25,34 @@ export class AdamW {
     }
   }
 
-  /** Apply one update from gradients keyed like the parameters. */
-  apply(grads: Map<string, tf.Tensor>): void {
+  /**
+   * Apply one update from gradients keyed like the parameters, each multiplied by `scale` first (gradient
+   * clipping). On wasm, one kernel per parameter (adamwStep: the same float32 operations as the tensor ops
+   * below, in one pass); elsewhere the tensor ops.
+   */
+  apply(grads: ReadonlyMap<string, tf.Tensor>, scale = 1): void {
     this.step += 1;
     const { learningRate: lr, beta1, beta2, epsilon, weightDecay } = this.options;
     const c1 = 1 - beta1 ** this.step;
     const c2 = 1 - beta2 ** this.step;
+    const fused = wasmKernelsActive('fused');
     for (const [name, p] of this.params) {
-      const g = grads.get(name);
-      if (!g) continue;
+      const grad = grads.get(name);
+      if (!grad) continue;
       tf.tidy(() => {
         const m = this.m.get(name)!;
         const v = this.v.get(name)!;
+        if (fused) {
+          const constants: AdamWConstants = {
+            scale, beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, c1, c2, epsilon, lr, decay: weightDecay > 0 ? 1 - lr * weightDecay : 1,
+          };
+          const [pNew, mNew, vNew] = adamwStep(p, grad, m, v, constants);
+          m.assign(mNew);
+          v.assign(vNew);
+          p.assign(pNew);
+          return;
+        }
+        const g = tf.mul(grad, scale);
         m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
         v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
         const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), epsilon));

@@ -85,10 +85,9 @@ export async function runSftLoop(policy: Policy, train: readonly SftExample[], h
       if (!Number.isFinite(loss)) throw new Error(`sft: non-finite loss at step ${step}`);
       running = step === 1 ? loss : 0.95 * running + 0.05 * loss;
       const norm = globalNorm(Object.values(grads));
-      const scale = Math.min(1, options.maxGradNorm / (norm + 1e-6));
-      const scaled = new Map(Object.entries(grads).map(([name, g]) => [byVariableName.get(name)!, tf.mul(g, scale)]));
-      optimizer.apply(scaled);
-      tf.dispose([...Object.values(grads), ...scaled.values()]);
+      const byName = new Map(Object.entries(grads).map(([name, g]) => [byVariableName.get(name)!, g]));
+      optimizer.apply(byName, Math.min(1, options.maxGradNorm / (norm + 1e-6)));
+      tf.dispose(Object.values(grads));
       bar.tick(1, `loss ${running.toFixed(3)}`);
       if (step % options.evalEvery === 0 || step === options.steps) {
         const held = heldOut.length ? heldOutLoss(policy, heldOut, options.batchSize) : Number.NaN;

@@ -105,11 +105,9 @@ class Update {
       this.loss = Number.NaN;
       return false;
     }
-    const scale = Math.min(1, this.config.max_grad_norm / (norm + 1e-6));
-    const clippedGrads = new Map([...grads].map(([name, g]) => [name, tf.mul(g, scale)]));
-    this.optimizer.apply(clippedGrads);
+    this.optimizer.apply(grads, Math.min(1, this.config.max_grad_norm / (norm + 1e-6))); // clipped to max_grad_norm
     this.optimizerSteps++;
-    tf.dispose([...clippedGrads.values(), ...grads.values()]);
+    tf.dispose([...grads.values()]);
     return true;
   }
 

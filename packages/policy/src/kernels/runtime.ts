@@ -98,7 +98,10 @@ export function relaxedSimdAvailable(): boolean {
 const registered = new Set<string>();
 
 /** Register `kernelFunc` as tfjs kernel `name` on the wasm backend (once). */
-export function registerWasmKernel(name: string, kernelFunc: (inputs: tf.NamedTensorInfoMap, backend: WasmBackendLike, attrs: tf.NamedAttrMap) => tf.TensorInfo): void {
+export function registerWasmKernel(
+  name: string,
+  kernelFunc: (inputs: tf.NamedTensorInfoMap, backend: WasmBackendLike, attrs: tf.NamedAttrMap) => tf.TensorInfo | tf.TensorInfo[],
+): void {
   if (registered.has(name)) return;
   registered.add(name);
   tf.registerKernel({

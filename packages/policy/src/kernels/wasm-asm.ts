@@ -79,6 +79,7 @@ export class Code {
   f32Load(offset = 0) { return this.op(0x2a).memarg(2, offset); }
   f32Store(offset = 0) { return this.op(0x38).memarg(2, offset); }
   f32Add() { return this.op(0x92); }
+  f32Sub() { return this.op(0x93); }
   f32Div() { return this.op(0x95); }
   f32Sqrt() { return this.op(0x91); }
   f32FromU32() { return this.op(0xb3); }
@@ -97,6 +98,9 @@ export class Code {
   f32x4Neg() { return this.simd(0xe1); }
   f32x4Splat() { return this.simd(0x13); }
   f32x4Mul() { return this.simd(0xe6); }
+  f32x4Sub() { return this.simd(0xe5); }
+  f32x4Div() { return this.simd(0xe7); }
+  f32x4Sqrt() { return this.simd(0xe3); }
   /** Relaxed SIMD's f32x4.relaxed_madd: a * b + c, one fused multiply-add where the CPU has one (x86 FMA3). */
   f32x4RelaxedMadd() { return this.simd(0x105); }
 

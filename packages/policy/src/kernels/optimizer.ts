@@ -1,0 +1,105 @@
+/**
+ * The AdamW step as one wasm kernel: a single pass over a parameter, its gradient and both moments, instead of
+ * fourteen tfjs ops (fourteen passes and as many temporary tensors per parameter). Each lane does the same
+ * float32 operations in the same order as the tensor formula
+ *   g = grad * scale
+ *   m' = m * beta1 + g * (1 - beta1)
+ *   v' = v * beta2 + g^2 * (1 - beta2)
+ *   p' = p * decay - ((m' / c1) / (sqrt(v' / c2) + eps)) * lr        (decay = 1 - lr * weight decay, or 1: p * 1 = p)
+ * and every one of them is IEEE float32 in WebAssembly (no fused multiply-add here), so the result is the
+ * formula's to the bit (tested).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { registerWasmKernel, WasmKernelModule } from './runtime.ts';
+import { Code, F32, I32, V128, type ValType } from './wasm-asm.ts';
+
+/** The float32 constants of one step (as tfjs makes scalars from JS numbers: Math.fround). */
+export interface AdamWConstants {
+  scale: number;
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  c1: number;
+  c2: number;
+  epsilon: number;
+  lr: number;
+  /** 1 - lr * weight decay, or 1 without weight decay (multiplying by 1 leaves p's bits as they are). */
+  decay: number;
+}
+
+const CONSTANTS = ['scale', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'c1', 'c2', 'epsilon', 'lr', 'decay'] as const;
+
+/** adamw(p, g, m, v, pOut, mOut, vOut, n, ...CONSTANTS): four lanes at a time, then one at a time. */
+function adamwCode(): Code {
+  const f = new Code([I32, I32, I32, I32, I32, I32, I32, I32, ...CONSTANTS.map((): ValType => F32)]);
+  const [p, g, m, v, pOut, mOut, vOut, n] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const c = Object.fromEntries(CONSTANTS.map((name, i) => [name, 8 + i])) as Record<(typeof CONSTANTS)[number], number>;
+  const splat = Object.fromEntries(CONSTANTS.map((name) => [name, f.local(V128)])) as Record<(typeof CONSTANTS)[number], number>;
+  const [i, at] = [f.local(I32), f.local(I32)];
+  const [gq, mq, vq] = [f.local(V128), f.local(V128), f.local(V128)];
+  const [gs, ms, vs] = [f.local(F32), f.local(F32), f.local(F32)];
+  for (const name of CONSTANTS) f.get(c[name]).f32x4Splat().set(splat[name]);
+  const addr = (base: number) => f.get(base).get(at).add();
+  /** The step on four lanes (vector) or one (scalar), reading and writing at byte offset `at`. */
+  const step = (vector: boolean) => {
+    const k = (name: (typeof CONSTANTS)[number]) => f.get(vector ? splat[name] : c[name]);
+    const load = () => (vector ? f.v128Load() : f.f32Load());
+    const store = () => (vector ? f.v128Store() : f.f32Store());
+    const [mul, add, sub, div, sqrt] = vector
+      ? [() => f.f32x4Mul(), () => f.f32x4Add(), () => f.f32x4Sub(), () => f.f32x4Div(), () => f.f32x4Sqrt()]
+      : [() => f.f32Mul(), () => f.f32Add(), () => f.f32Sub(), () => f.f32Div(), () => f.f32Sqrt()];
+    const [G, M, V] = vector ? [gq, mq, vq] : [gs, ms, vs];
+    addr(g), load(), k('scale'), mul(), f.set(G);
+    addr(m), load(), k('beta1'), mul(), f.get(G), k('oneMinusBeta1'), mul(), add(), f.set(M);
+    addr(v), load(), k('beta2'), mul(), f.get(G), f.get(G), mul(), k('oneMinusBeta2'), mul(), add(), f.set(V);
+    addr(mOut), f.get(M), store();
+    addr(vOut), f.get(V), store();
+    addr(pOut);
+    addr(p), load(), k('decay'), mul();
+    f.get(M), k('c1'), div(), f.get(V), k('c2'), div(), sqrt(), k('epsilon'), add(), div(), k('lr'), mul(), sub();
+    store();
+  };
+  f.i32(0).set(i);
+  f.while(() => f.get(i).i32(4).add().get(n).leU(), () => {
+    f.get(i).i32(2).shl().set(at);
+    step(true);
+    f.inc(i, 4);
+  });
+  f.while(() => f.get(i).get(n).ltU(), () => {
+    f.get(i).i32(2).shl().set(at);
+    step(false);
+    f.inc(i, 1);
+  });
+  return f;
+}
+
+const kernels = new WasmKernelModule(() => [{ name: 'adamw', code: adamwCode() }]);
+
+function register(): void {
+  registerWasmKernel('EmpoAdamW', (inputs, be, attrs) => {
+    const { p, g, m, v } = inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
+    const outs = [p, m, v].map((t) => be.makeOutput([...t.shape], 'float32'));
+    const k = attrs as unknown as AdamWConstants;
+    const offset = (t: tf.TensorInfo) => be.getMemoryOffset(t.dataId);
+    kernels.exportsFor(be).adamw!(
+      offset(p), offset(g), offset(m), offset(v), ...outs.map(offset), p.shape.reduce((a, b) => a * b, 1),
+      ...CONSTANTS.map((name) => k[name]),
+    );
+    return outs;
+  });
+}
+
+/**
+ * One AdamW step of parameter p (gradient g, moments m and v; float32 tensors of one shape) on the wasm backend:
+ * returns the new [p, m, v]. The caller checks that the wasm kernels apply (wasmKernelsActive('fused')).
+ */
+export function adamwStep(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, k: AdamWConstants): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  for (const [name, t] of [['g', g], ['m', m], ['v', v]] as const) {
+    if (t.shape.join(',') !== p.shape.join(',')) throw new Error(`adamwStep: ${name} has shape [${t.shape}], expected [${p.shape}]`);
+  }
+  if ([p, g, m, v].some((t) => t.dtype !== 'float32')) throw new Error('adamwStep: tensors must be float32');
+  register();
+  const attrs = Object.fromEntries(CONSTANTS.map((name) => [name, Math.fround(k[name])]));
+  return tf.engine().runKernel('EmpoAdamW', { p, g, m, v }, attrs) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
