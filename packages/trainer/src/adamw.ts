@@ -35,7 +35,9 @@ export class AdamW {
     const { learningRate: lr, beta1, beta2, epsilon, weightDecay } = this.options;
     const c1 = 1 - beta1 ** this.step;
     const c2 = 1 - beta2 ** this.step;
-    const fused = wasmKernelsActive('fused');
+    const fused: AdamWConstants | null = wasmKernelsActive('fused')
+      ? { scale, beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, c1, c2, epsilon, lr, decay: weightDecay > 0 ? 1 - lr * weightDecay : 1 }
+      : null;
     for (const [name, p] of this.params) {
       const grad = grads.get(name);
       if (!grad) continue;
@@ -43,10 +45,7 @@ export class AdamW {
         const m = this.m.get(name)!;
         const v = this.v.get(name)!;
         if (fused) {
-          const constants: AdamWConstants = {
-            scale, beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, c1, c2, epsilon, lr, decay: weightDecay > 0 ? 1 - lr * weightDecay : 1,
-          };
-          const [pNew, mNew, vNew] = adamwStep(p, grad, m, v, constants);
+          const [pNew, mNew, vNew] = adamwStep(p, grad, m, v, fused);
           m.assign(mNew);
           v.assign(vNew);
           p.assign(pNew);
