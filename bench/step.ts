@@ -1,14 +1,16 @@
 /**
  * Full EMPO steps on the bundled tiny default, timed by stage: sampling tokens/s (KV cache, questions x G),
  * clustering, training tokens/s (forward + backward + AdamW), the whole step, and peak memory.
- *   npm run bench -- [--json] [--steps N] [--workers N[,M...]] [--set key=value ...]
+ *   npm run bench -- [--json] [--steps N] [--warmup W] [--workers N[,M...]] [--set key=value ...]
  * --workers 1,2 runs one trainer per worker count, interleaved step by step (step 1 with 1 worker, step 1 with
  * 2, step 2 with 1, ...), so that both see the same machine load; since results do not depend on the worker
  * count, both do the same work, and the benchmark checks that their metrics are identical. Default: the
  * config's `workers` (null: one per core). Runs in a temporary run folder; the bundled files are only read.
  * Reported: per step and as medians, the time of each stage, sampling tokens/s (completion tokens), training
  * tokens/s (prompt + completion tokens of the trained sequences), live tensors after each step; worker start-up
- * time; peak RSS of the process (all threads); the config used.
+ * time; peak RSS of the process (all threads); the config used. --warmup W runs W steps first that the medians
+ * and speed-ups leave out (they are printed, and checked for identical metrics): each worker thread is a V8
+ * isolate that compiles its own optimized code, which takes about ten steps here (default 0).
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync } from 'node:fs';
@@ -24,7 +26,11 @@ process.env.EMPO_QUIET = '1';
 const args = process.argv.slice(2);
 const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const json = args.includes('--json');
-const steps = Number(flag('--steps') ?? 3);
+const timed = Number(flag('--steps') ?? 3);
+const warmup = Number(flag('--warmup') ?? 0);
+if (!Number.isInteger(timed) || timed < 1) throw new Error(`bench/step.ts: --steps must be a positive integer, got ${flag('--steps')}`);
+if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`bench/step.ts: --warmup must be a non-negative integer, got ${flag('--warmup')}`);
+const steps = warmup + timed;
 const overrides = args.flatMap((a, i) => (a === '--set' ? [args[i + 1]!] : []));
 const config = loadConfig({ overrides: [...overrides, `runs_dir=${JSON.stringify(mkdtempSync(join(tmpdir(), 'empo-bench-')))}`, 'run="bench"'] });
 
@@ -96,6 +102,8 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
+/** The median of `key` over a runner's steps after the warm-up. */
+const timedMedian = (r: Runner, key: string) => median(r.steps.slice(warmup).map((s) => s[key]!));
 const KEYS = ['sample_s', 'cluster_s', 'train_s', 'total_s', 'serial_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'];
 const strip = (m: MetricsRow) => ({ ...m, seconds: 0, tokens_per_second: 0 });
 const result = {
@@ -106,20 +114,21 @@ const result = {
     workers: workerCounts,
     sampler: config.sampler,
     trainer: { micro_batch_size: config.trainer.micro_batch_size, loss_type: config.trainer.loss_type, num_iterations: config.trainer.num_iterations, beta: config.trainer.beta },
-    steps,
+    steps: timed,
+    warmup,
   },
   runs: runners.map((r) => ({
     workers: r.workers,
     startup_s: r.startup_s,
     steps: r.steps,
-    median: Object.fromEntries(KEYS.map((k) => [k, median(r.steps.map((s) => s[k]!))])),
+    median: Object.fromEntries(KEYS.map((k) => [k, timedMedian(r, k)])),
   })),
   /** Median full-step time of the first worker count over each other one's. */
   speedup: runners.slice(1).map((r) => ({
     workers: `${runners[0]!.workers} -> ${r.workers}`,
-    total: median(runners[0]!.steps.map((s) => s.total_s!)) / median(r.steps.map((s) => s.total_s!)),
-    sample: median(runners[0]!.steps.map((s) => s.sample_s!)) / median(r.steps.map((s) => s.sample_s!)),
-    train: median(runners[0]!.steps.map((s) => s.train_s!)) / median(r.steps.map((s) => s.train_s!)),
+    total: timedMedian(runners[0]!, 'total_s') / timedMedian(r, 'total_s'),
+    sample: timedMedian(runners[0]!, 'sample_s') / timedMedian(r, 'sample_s'),
+    train: timedMedian(runners[0]!, 'train_s') / timedMedian(r, 'train_s'),
   })),
   /** Whether every worker count produced the same metrics (wall-clock columns aside) at every step. */
   identical: runners.every((r) => JSON.stringify(r.metrics.map(strip)) === JSON.stringify(runners[0]!.metrics.map(strip))),
@@ -127,11 +136,11 @@ const result = {
 };
 if (json) console.log(JSON.stringify(result, null, 2));
 else {
-  console.log(`backend ${backend}, ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations} samples, ${steps} steps, ${result.cpus}`);
+  console.log(`backend ${backend}, ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations} samples, ${timed} steps${warmup ? ` after ${warmup} warm-up` : ''}, ${result.cpus}`);
   for (const r of result.runs) {
     console.log(`workers ${r.workers} (startup ${r.startup_s.toFixed(1)}s):`);
     for (const s of r.steps) {
-      console.log(`  step ${s.step}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${s.serial_s!.toFixed(3)}s)` : ''}, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
+      console.log(`  step ${s.step}${s.step! <= warmup ? ' (warm-up)' : ''}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${s.serial_s!.toFixed(3)}s)` : ''}, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
     }
     const m = r.median;
     console.log(`  median: sample ${m.sample_s!.toFixed(2)}s (${Math.round(m.sample_tokens_per_s!)} tok/s), cluster ${m.cluster_s!.toFixed(3)}s, train ${m.train_s!.toFixed(2)}s (${Math.round(m.train_tokens_per_s!)} tok/s), total ${m.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${m.serial_s!.toFixed(3)}s)` : ''}`);
