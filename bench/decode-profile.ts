@@ -6,10 +6,10 @@
  *   npx tsx bench/decode-profile.ts [--json] [--rows N] [--tokens N] [--repeats N]
  * Default: 64 rows (8 questions x 8 samples), 26 new tokens each (EOS ignored: a typical rollout length), 5 repeats.
  */
-import * as tf from '@tensorflow/tfjs';
 import { loadConfig, selectBackend } from '@empo/core';
 import { Policy, generate, rowSeeds } from '@empo/policy';
 import { questionsForStep, readTrainQueries, renderPrompt } from '@empo/sampler';
+import { profileKernels } from './kernel-profile.ts';
 
 process.env.EMPO_QUIET = '1';
 const args = process.argv.slice(2);
@@ -35,32 +35,7 @@ const prompts = questions.flatMap((q) => {
 const options = { maxNewTokens: tokens, temperature: sampler.temperature, topP: sampler.top_p, rowSeeds: rowSeeds(config.seed, rows), stopAtEos: false };
 for (let i = 0; i < 3; i++) generate(policy, prompts, options);
 
-const byKernel = new Map<string, { ms: number; calls: number }>();
-const engine = tf.engine() as unknown as { runKernel: (name: string, inputs: unknown, attrs: unknown) => unknown };
-const runKernel = engine.runKernel.bind(engine);
-let depth = 0;
-engine.runKernel = (name, inputs, attrs) => {
-  depth++;
-  const t = performance.now();
-  try {
-    return runKernel(name, inputs, attrs);
-  } finally {
-    depth--;
-    if (depth === 0) {
-      const k = byKernel.get(name) ?? { ms: 0, calls: 0 };
-      k.ms += performance.now() - t;
-      k.calls++;
-      byKernel.set(name, k);
-    }
-  }
-};
-const t0 = performance.now();
-for (let i = 0; i < repeats; i++) generate(policy, prompts, options);
-const total = (performance.now() - t0) / repeats;
-engine.runKernel = runKernel;
-
-const kernels = [...byKernel].map(([name, k]) => ({ kernel: name, ms: k.ms / repeats, calls: k.calls / repeats })).sort((a, b) => b.ms - a.ms);
-const inKernels = kernels.reduce((s, k) => s + k.ms, 0);
+const { msPerRun: total, kernels, msInKernels: inKernels } = profileKernels(() => generate(policy, prompts, options), repeats);
 if (json) console.log(JSON.stringify({ rows, tokens, repeats, ms_per_generate: total, ms_per_token_step: total / tokens, ms_in_kernels: inKernels, kernels }, null, 2));
 else {
   console.log(`generate ${rows} rows x ${tokens} new tokens: ${total.toFixed(0)} ms (${(total / tokens).toFixed(2)} ms per token step, ${((rows * tokens) / (total / 1000)).toFixed(0)} tokens/s), ${inKernels.toFixed(0)} ms in kernels`);

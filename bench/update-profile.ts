@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadConfig, Rng, selectBackend } from '@empo/core';
 import { Policy } from '@empo/policy';
 import { disposeMicroBatch, microBatch, microBatchGradient } from '../packages/trainer/src/gradient.ts';
+import { profileKernels } from './kernel-profile.ts';
 
 process.env.EMPO_QUIET = '1';
 const args = process.argv.slice(2);
@@ -41,32 +42,7 @@ const gradient = () => {
 };
 for (let i = 0; i < 3; i++) gradient();
 
-const byKernel = new Map<string, { ms: number; calls: number }>();
-const engine = tf.engine() as unknown as { runKernel: (name: string, inputs: unknown, attrs: unknown) => unknown };
-const runKernel = engine.runKernel.bind(engine);
-let depth = 0;
-engine.runKernel = (name, inputs, attrs) => {
-  depth++;
-  const t = performance.now();
-  try {
-    return runKernel(name, inputs, attrs);
-  } finally {
-    depth--;
-    if (depth === 0) {
-      const k = byKernel.get(name) ?? { ms: 0, calls: 0 };
-      k.ms += performance.now() - t;
-      k.calls++;
-      byKernel.set(name, k);
-    }
-  }
-};
-const t0 = performance.now();
-for (let i = 0; i < repeats; i++) gradient();
-const total = (performance.now() - t0) / repeats;
-engine.runKernel = runKernel;
-
-const kernels = [...byKernel].map(([name, k]) => ({ kernel: name, ms: k.ms / repeats, calls: k.calls / repeats })).sort((a, b) => b.ms - a.ms);
-const inKernels = kernels.reduce((s, k) => s + k.ms, 0);
+const { msPerRun: total, kernels, msInKernels: inKernels } = profileKernels(gradient, repeats);
 if (json) console.log(JSON.stringify({ sequences, length, repeats, ms_per_micro_batch: total, ms_in_kernels: inKernels, kernels }, null, 2));
 else {
   console.log(`one micro-batch of ${sequences} x ${length} tokens: ${total.toFixed(0)} ms (${((sequences * length) / (total / 1000)).toFixed(0)} tokens/s), ${inKernels.toFixed(0)} ms in kernels`);
