@@ -8,7 +8,9 @@
  * config's `workers` (null: one per core). Runs in a temporary run folder; the bundled files are only read.
  * Reported: per step and as medians, the time of each stage, sampling tokens/s (completion tokens), training
  * tokens/s (prompt + completion tokens of the trained sequences), live tensors after each step; worker start-up
- * time; peak RSS of the process (all threads); the config used. --warmup W runs W steps first that the medians
+ * time; peak RSS of the process (all threads); the config used; on Linux, the CPU time of each thread kind per step
+ * (the parent, each worker, and the rest: V8's compiler and GC threads), and how long the workers waited for a core
+ * (bench/threads.ts). --warmup W runs W steps first that the medians
  * and speed-ups leave out (they are printed, and checked for identical metrics): each worker thread is a V8
  * isolate that compiles its own optimized code, which takes about ten steps here (default 0).
  */
@@ -21,6 +23,7 @@ import { clusterRollouts } from '@empo/clusterer';
 import { PolicyWorkers, defaultWorkerCount } from '@empo/policy';
 import { questionsForStep, readTrainQueries, sampleRollouts, sampleRolloutsParallel } from '@empo/sampler';
 import { TrainerSession, trainerTaskModule } from '@empo/trainer';
+import { splitThreadTimes, threadTimes, type ThreadSplit } from './threads.ts';
 
 process.env.EMPO_QUIET = '1';
 const args = process.argv.slice(2);
@@ -50,6 +53,8 @@ interface Runner {
   pool: PolicyWorkers | null;
   startup_s: number;
   steps: Record<string, number>[];
+  /** Per step, CPU time by thread (Linux only; see bench/threads.ts). */
+  threads: ThreadSplit[];
   metrics: MetricsRow[];
 }
 const runners: Runner[] = [];
@@ -58,13 +63,14 @@ for (const [i, n] of workerCounts.entries()) {
   const session = await TrainerSession.open({ ...config, run: `bench-${i}` }, layout, 0);
   const t0 = performance.now();
   const pool = n > 1 ? await PolicyWorkers.start({ workers: n, backend, model: session.policy, taskModules: [trainerTaskModule] }) : null;
-  runners.push({ workers: n, session, pool, startup_s: (performance.now() - t0) / 1000, steps: [], metrics: [] });
+  runners.push({ workers: n, session, pool, startup_s: (performance.now() - t0) / 1000, steps: [], threads: [], metrics: [] });
 }
 
 for (let step = 1; step <= steps; step++) {
   for (const r of runners) {
     const { session, pool } = r;
     const c0 = process.cpuUsage();
+    const threads0 = threadTimes();
     const busy0 = pool?.busyMs ?? 0;
     const t0 = performance.now();
     const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
@@ -77,6 +83,7 @@ for (let step = 1; step <= steps; step++) {
     const metrics = await session.trainParallel(rollouts, clusters, pool);
     const t3 = performance.now();
     const cpu = process.cpuUsage(c0);
+    const threads = splitThreadTimes(threads0, threadTimes(), pool?.osThreadIds ?? []);
     sampleMemory();
     const sampled = rollouts.reduce((n, x) => n + x.completion_ids.length, 0);
     r.metrics.push(metrics);
@@ -89,7 +96,14 @@ for (let step = 1; step <= steps; step++) {
       sampled_tokens: sampled, sample_tokens_per_s: sampled / ((t1 - t0) / 1000), train_tokens_per_s: metrics.tokens_per_second,
       trained_sequences: Math.round(metrics.kept_fraction * rollouts.length),
       tensors: tf.memory().numTensors, // this thread's live tensors after the step: flat from step to step
+      ...(threads && {
+        main_cpu_s: threads.main_cpu_s,
+        workers_cpu_s: threads.worker_cpu_s.reduce((a, b) => a + b, 0),
+        workers_wait_s: threads.worker_wait_s.reduce((a, b) => a + b, 0),
+        background_cpu_s: threads.background_cpu_s,
+      }),
     });
+    if (threads) r.threads.push(threads);
   }
 }
 clearInterval(timer);
@@ -104,7 +118,11 @@ const median = (xs: number[]) => {
 };
 /** The median of `key` over a runner's steps after the warm-up. */
 const timedMedian = (r: Runner, key: string) => median(r.steps.slice(warmup).map((s) => s[key]!));
-const KEYS = ['sample_s', 'cluster_s', 'train_s', 'total_s', 'serial_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'];
+const THREAD_KEYS = ['main_cpu_s', 'workers_cpu_s', 'workers_wait_s', 'background_cpu_s'];
+const keysOf = (r: Runner) => [
+  ...['sample_s', 'cluster_s', 'train_s', 'total_s', 'serial_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'],
+  ...(r.threads.length === r.steps.length ? THREAD_KEYS : []),
+];
 const strip = (m: MetricsRow) => ({ ...m, seconds: 0, tokens_per_second: 0 });
 const result = {
   backend,
@@ -121,7 +139,9 @@ const result = {
     workers: r.workers,
     startup_s: r.startup_s,
     steps: r.steps,
-    median: Object.fromEntries(KEYS.map((k) => [k, timedMedian(r, k)])),
+    /** Per step, CPU seconds by thread (Linux; empty elsewhere): each worker's, and its wait for a core. */
+    threads: r.threads,
+    median: Object.fromEntries(keysOf(r).map((k) => [k, timedMedian(r, k)])),
   })),
   /** Median full-step time of the first worker count over each other one's. */
   speedup: runners.slice(1).map((r) => ({
@@ -139,11 +159,16 @@ else {
   console.log(`backend ${backend}, ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations} samples, ${timed} steps${warmup ? ` after ${warmup} warm-up` : ''}, ${result.cpus}`);
   for (const r of result.runs) {
     console.log(`workers ${r.workers} (startup ${r.startup_s.toFixed(1)}s):`);
-    for (const s of r.steps) {
+    r.steps.forEach((s, i) => {
       console.log(`  step ${s.step}${s.step! <= warmup ? ' (warm-up)' : ''}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${s.serial_s!.toFixed(3)}s)` : ''}, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
-    }
+      const t = r.threads[i];
+      if (t) console.log(`    CPU by thread: main ${t.main_cpu_s.toFixed(2)}s${t.worker_cpu_s.length ? `, workers ${t.worker_cpu_s.map((c) => c.toFixed(2)).join(' + ')}s (waited for a core ${t.worker_wait_s.map((w) => w.toFixed(3)).join(' + ')}s)` : ''}, background ${t.background_cpu_s.toFixed(2)}s`);
+    });
     const m = r.median;
     console.log(`  median: sample ${m.sample_s!.toFixed(2)}s (${Math.round(m.sample_tokens_per_s!)} tok/s), cluster ${m.cluster_s!.toFixed(3)}s, train ${m.train_s!.toFixed(2)}s (${Math.round(m.train_tokens_per_s!)} tok/s), total ${m.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${m.serial_s!.toFixed(3)}s)` : ''}`);
+    if (m.background_cpu_s !== undefined) {
+      console.log(`  median CPU by thread: main ${m.main_cpu_s!.toFixed(2)}s${r.workers > 1 ? `, workers ${m.workers_cpu_s!.toFixed(2)}s (waited for a core ${m.workers_wait_s!.toFixed(3)}s)` : ''}, background ${m.background_cpu_s!.toFixed(2)}s`);
+    }
   }
   for (const s of result.speedup) console.log(`speed-up ${s.workers} workers: full step ${s.total.toFixed(2)}x (sample ${s.sample.toFixed(2)}x, train ${s.train.toFixed(2)}x)`);
   if (runners.length > 1) console.log(`identical metrics across worker counts: ${result.identical}`);

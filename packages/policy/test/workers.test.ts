@@ -3,6 +3,7 @@
  * one generate() call gives, whatever the number of workers; weights follow the parent's; errors come back;
  * close() ends the threads. Also: splitting a batch by hand with rowSeeds/padTo is exact (in this thread).
  */
+import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -99,6 +100,17 @@ describe('PolicyWorkers', () => {
     expect(busy).toBeLessThanOrEqual(wall + 1);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(workers.busyMs - before).toBeCloseTo(busy, 6); // idle: no growth
+  });
+
+  test.runIf(process.platform === 'linux')('osThreadIds names each worker\'s own thread of this process (Linux)', () => {
+    const ids = workers.osThreadIds;
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(2);
+    for (const tid of ids) {
+      expect(Number.isInteger(tid)).toBe(true);
+      expect(tid).not.toBe(process.pid); // not the parent's (main) thread
+      expect(existsSync(`/proc/self/task/${tid}`)).toBe(true);
+    }
   });
 
   test('close() ends the threads; later calls fail', async () => {

@@ -20,7 +20,7 @@ import { log } from '@empo/core';
 import type { ModelConfig } from '../config.ts';
 import { readInto } from '../kernels/copy.ts';
 import { rowSeeds, type GenerateOptions, type GenerateResult, type GenerationModel } from '../generate.ts';
-import { INIT_ID, type FromWorker, type TensorSlot, type ToWorker } from './protocol.ts';
+import { INIT_ID, type FromWorker, type InitReply, type TensorSlot, type ToWorker } from './protocol.ts';
 
 export interface PolicyWorkersOptions {
   /** Worker threads to start (at least 1). */
@@ -83,6 +83,9 @@ export class PolicyWorkers {
   private readonly buffers = new Map<string, { buffer: SharedArrayBuffer; synced: object[] }>();
   private closed = false;
 
+  /** Each worker's operating-system thread id where the platform names it (Linux), else null; set by start(). */
+  private threadIds: readonly (number | null)[] = [];
+
   private constructor(private readonly threads: Thread[]) {}
 
   /** Start the workers and wait until each has loaded its backend and task modules. */
@@ -106,7 +109,8 @@ export class PolicyWorkers {
       taskModules: (opts.taskModules ?? []).map((m) => (m instanceof URL ? m : pathToFileURL(m)).href),
     };
     try {
-      await Promise.all(threads.map((t) => pool.send(t, INIT_ID, init)));
+      const replies = (await Promise.all(threads.map((t) => pool.send(t, INIT_ID, init)))) as InitReply[];
+      pool.threadIds = replies.map((r) => r.osThreadId);
     } catch (e) {
       await pool.close();
       throw e;
@@ -117,6 +121,14 @@ export class PolicyWorkers {
   /** Number of worker threads. */
   get size(): number {
     return this.threads.length;
+  }
+
+  /**
+   * The workers' operating-system thread ids (Linux; null elsewhere), in worker order: to tell their CPU time
+   * apart from the parent's and V8's background threads in /proc/self/task (see bench/threads.ts).
+   */
+  get osThreadIds(): readonly (number | null)[] {
+    return this.threadIds;
   }
 
   /**

@@ -25,6 +25,12 @@ export interface InitMessage {
   taskModules: string[];
 }
 
+/** A worker's reply to its init message. */
+export interface InitReply {
+  /** The worker's operating-system thread id (Linux, from /proc/thread-self), for per-thread CPU accounting; else null. */
+  osThreadId: number | null;
+}
+
 /** Copy the tensors of `buffer` into the weights named `slot` ('policy', 'reference', ...). */
 export interface SyncMessage {
   type: 'sync';

@@ -4,11 +4,12 @@
  * built-in `generate`, plus those of the task modules named at start. Messages are handled one at a time, in
  * order, so a sync always completes before the tasks sent after it.
  */
+import { readlinkSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendName } from '@empo/core';
 import { generate, type GenerateOptions } from '../generate.ts';
-import { INIT_ID, type FromWorker, type InitMessage, type SyncMessage, type TaskHandler, type TaskModule, type ToWorker, type WorkerModel } from './protocol.ts';
+import { INIT_ID, type FromWorker, type InitMessage, type InitReply, type SyncMessage, type TaskHandler, type TaskModule, type ToWorker, type WorkerModel } from './protocol.ts';
 
 const port = parentPort!;
 const handlers = new Map<string, TaskHandler>();
@@ -21,7 +22,17 @@ const builtins: Record<string, TaskHandler> = {
   generate: (m, { prompts, opts }: { prompts: number[][]; opts: GenerateOptions }) => generate(m, prompts, opts),
 };
 
-async function init(msg: InitMessage): Promise<void> {
+/** This thread's operating-system thread id, where /proc/thread-self names it (Linux); else null. */
+function osThreadId(): number | null {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    return Number.isInteger(tid) && tid > 0 ? tid : null;
+  } catch {
+    return null;
+  }
+}
+
+async function init(msg: InitMessage): Promise<InitReply> {
   await selectBackend(msg.backend as BackendName, true);
   for (const [name, h] of Object.entries(builtins)) handlers.set(name, h);
   for (const url of msg.taskModules) {
@@ -42,6 +53,7 @@ async function init(msg: InitMessage): Promise<void> {
     },
     weightsOf,
   };
+  return { osThreadId: osThreadId() };
 }
 
 /** Copy the tensors out of the shared buffer into this thread's variables (created on the first sync). */
@@ -73,7 +85,7 @@ async function handle(msg: ToWorker): Promise<void> {
   const id = msg.type === 'init' ? INIT_ID : msg.id;
   try {
     let value: unknown = null;
-    if (msg.type === 'init') await init(msg);
+    if (msg.type === 'init') value = await init(msg);
     else if (msg.type === 'sync') sync(msg);
     else {
       const h = handlers.get(msg.task);
