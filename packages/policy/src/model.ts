@@ -34,6 +34,7 @@ import type { ModelConfig } from './config.ts';
 import { concat, gatherRows, slice } from './kernels/copy.ts';
 import { fusedForwardAvailable, rmsNormForward, ropeForward } from './kernels/fused.ts';
 import { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
+import { recording } from './kernels/runtime.ts';
 import type { HostTensor } from './safetensors.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -106,11 +107,6 @@ function mmNT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R>
   return a.rank > 2 ? batchMatMulNT(a, b) : mm(a, transposeLast2(b) as tf.Tensor<R>);
 }
 
-/**
- * Whether a gradient tape is recording (inside tf.grad / variableGrads). Without one, the products skip their
- * custom-gradient wrappers: each costs an engine scope and bookkeeping, and decoding runs ~45 per token step.
- */
-const recording = () => tf.engine().state.gradientDepth > 0;
 
 type Product = <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
 
@@ -505,7 +501,7 @@ function attention(
   const k1 = applyRope(k0, rope.cos, rope.sin, rope.rot);
 
   // GQA without repeating keys: query head h = kv * G + g, so [B, H, T, hd] -> [B, Hkv, G*T, hd]
-  const q = tf.reshape(swapAxes12(q1), [B, Hkv, G * T, hd]) as tf.Tensor4D;
+  const q = tf.reshape(T === 1 ? q1 : swapAxes12(q1), [B, Hkv, G * T, hd]) as tf.Tensor4D; // T = 1: the same memory order
   const k = swapAxes12(k1); // [B, Hkv, T, hd]
   const v = swapAxes12(v0); // [B, Hkv, T, hd]
   const keys = [...past.k, k];
@@ -524,7 +520,7 @@ function attention(
     y = y ? (tf.add(y, part) as tf.Tensor4D) : part;
     offset += n;
   }
-  const merged = tf.reshape(swapAxes12(tf.reshape(y!, [B, H, T, hd]) as tf.Tensor4D), [B * T, H * hd]) as tf.Tensor2D; // [B*T, H hd]
+  const merged = (T === 1 ? tf.reshape(y!, [B, H * hd]) : tf.reshape(swapAxes12(tf.reshape(y!, [B, H, T, hd]) as tf.Tensor4D), [B * T, H * hd])) as tf.Tensor2D; // [B*T, H hd]
   return { out: linearMap(L, merged, L.wo), k, v }; // out: [B*T, D]
 }
 
@@ -581,7 +577,7 @@ export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts:
     kv.k.push(r.k);
     kv.v.push(r.v);
   }
-  if (opts.lastOnly) x = tf.reshape(tf.slice(tf.reshape(x, [B, T, D]), [0, T - 1, 0], [B, 1, D]), [B, D]); // [B, D]
+  if (opts.lastOnly && T > 1) x = tf.reshape(tf.slice(tf.reshape(x, [B, T, D]), [0, T - 1, 0], [B, 1, D]), [B, D]); // [B, D] (T = 1: already)
   const hidden = rmsNorm(x, w.norm, cfg.rms_norm_eps); // [B*T | B, D]
   if (opts.hiddenOnly) return { logits: null, hidden, kv };
   const logits = matmul(hidden, w.lmHead); // [B*T | B, V]

@@ -168,6 +168,15 @@ describe('wasm matmul kernels', () => {
     });
   });
 
+  test('outside a gradient tape, concat and slice are one kernel call each (no tf.customGrad copies)', async () => {
+    const x = tf.randomNormal([2, 3, 5, 4]) as tf.Tensor4D;
+    const y = tf.randomNormal([2, 3, 2, 4]) as tf.Tensor4D;
+    const kernels = async (f: () => tf.Tensor) => (await tf.profile(() => f())).kernels.map((k) => k.name);
+    expect(await kernels(() => concat([x, y], 2))).toEqual(['EmpoConcat']);
+    expect(await kernels(() => slice(x, 2, 1, 3))).toEqual(['EmpoSlice']);
+    tf.dispose([x, y]);
+  });
+
   test('no tensor leaks', () => {
     const a = tf.randomNormal([2, 5, 7]);
     const b = tf.randomNormal([2, 7, 3]);

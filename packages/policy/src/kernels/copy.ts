@@ -6,7 +6,7 @@
  * are differentiable; `gatherRows` is not (the embedding wraps it in its own gradient).
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapOf, registerWasmKernel, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike } from './runtime.ts';
+import { heapOf, registerWasmKernel, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike, once, recording } from './runtime.ts';
 import { Code, I32 } from './wasm-asm.ts';
 
 /** copyBlocks(src, dst, rows, srcStride, dstStride, bytes): `rows` copies of `bytes` bytes, strides in bytes. */
@@ -24,7 +24,7 @@ const kernels = new WasmKernelModule(() => [{ name: 'copyBlocks', code: copyBloc
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-function register(): void {
+const register = once((): void => {
   // tfjs-wasm's Identity copies its input; this one shares it, as its Reshape does (and Identity on the cpu
   // backend): tf.customGrad clones every input and output of a hand-differentiated op with Identity, some 240
   // copies per micro-batch gradient of the tiny model. No kernel writes into its inputs, so sharing is safe.
@@ -77,7 +77,7 @@ function register(): void {
     if (length > 0) kernels.exportsFor(be).copyBlocks!(be.getMemoryOffset(x.dataId) + begin * inner, be.getMemoryOffset(out.dataId), size(shape.slice(0, axis)), srcRow, length * inner, length * inner);
     return out;
   });
-}
+});
 
 const useKernel = (...ts: tf.Tensor[]) => wasmKernelsActive('copy') && ts.every((t) => t.dtype === 'float32');
 
@@ -95,9 +95,11 @@ export function concat<T extends tf.Tensor>(tensors: T[], axis: number): T {
   if (tensors.length === 1) return tensors[0]!;
   if (!useKernel(...tensors)) return tf.concat(tensors, axis) as T;
   register();
+  const run = (ts: tf.Tensor[]) => tf.engine().runKernel('EmpoConcat', Object.fromEntries(ts.map((t, i) => [String(i), t])), { axis }) as tf.Tensor;
+  if (!recording()) return run(tensors) as T; // no tape: no tf.customGrad (see recording)
   const f = tf.customGrad((...args: unknown[]) => {
     const ts = args.slice(0, tensors.length) as tf.Tensor[];
-    const value = tf.engine().runKernel('EmpoConcat', Object.fromEntries(ts.map((t, i) => [String(i), t])), { axis }) as tf.Tensor;
+    const value = run(ts);
     return {
       value,
       gradFunc: (dy: tf.Tensor) => {
@@ -122,8 +124,10 @@ export function slice<T extends tf.Tensor>(x: T, axis: number, begin: number, le
     return tf.slice(x, b, s) as T;
   }
   register();
+  const run = (t: tf.Tensor) => tf.engine().runKernel('EmpoSlice', { x: t }, { axis, begin, length }) as tf.Tensor;
+  if (!recording()) return run(x) as T; // no tape: no tf.customGrad (see recording)
   const f = tf.customGrad((xIn) => ({
-    value: tf.engine().runKernel('EmpoSlice', { x: xIn as tf.Tensor }, { axis, begin, length }) as tf.Tensor,
+    value: run(xIn as tf.Tensor),
     gradFunc: (dy: tf.Tensor) => tf.pad(dy, x.shape.map((d, i) => (i === axis ? [begin, d - begin - length] : [0, 0])) as [number, number][]),
   }));
   return f(x) as T;

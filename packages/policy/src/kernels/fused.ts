@@ -6,7 +6,7 @@
  * backends use the plain ops for the forward too.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernel, wasmKernelsActive, WasmKernelModule } from './runtime.ts';
+import { registerWasmKernel, wasmKernelsActive, WasmKernelModule, once } from './runtime.ts';
 import { Code, F32, I32, V128 } from './wasm-asm.ts';
 
 /**
@@ -106,7 +106,7 @@ function ropeCode(): Code {
 
 const kernels = new WasmKernelModule(() => [{ name: 'rmsNorm', code: rmsNormCode() }, { name: 'rope', code: ropeCode() }]);
 
-function register(): void {
+const register = once((): void => {
   registerWasmKernel('EmpoRmsNorm', (inputs, be, attrs) => {
     const { x, w } = inputs as { x: tf.TensorInfo; w: tf.TensorInfo };
     const [N, D] = x.shape as [number, number];
@@ -125,7 +125,7 @@ function register(): void {
     );
     return out;
   });
-}
+});
 
 /** Whether the fused kernels can compute this forward (wasm, float32). */
 export function fusedForwardAvailable(...ts: tf.Tensor[]): boolean {

@@ -21,7 +21,7 @@
  * Other backends use tf.matMul.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernel, relaxedSimdAvailable, wasmKernelsActive, WasmKernelModule } from './runtime.ts';
+import { registerWasmKernel, relaxedSimdAvailable, wasmKernelsActive, WasmKernelModule, once } from './runtime.ts';
 import { Code, F32, I32, V128 } from './wasm-asm.ts';
 
 /** Rows of C per register tile (bmm): ROWS x 2 vector accumulators (6 rows spill registers: slower). */
@@ -269,7 +269,7 @@ const kernelsNow = () => (wasmKernelsActive('fma') && relaxedSimdAvailable() ? f
 
 const KERNELS = { bmm: 'EmpoBatchMatMul', bmmTN: 'EmpoBatchMatMulTN', bmmNT: 'EmpoBatchMatMulNT' } as const;
 
-function register(): void {
+const register = once((): void => {
   for (const [which, kernelName] of Object.entries(KERNELS) as [keyof typeof KERNELS, string][]) {
     registerWasmKernel(kernelName, (inputs, be) => {
       const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -282,7 +282,7 @@ function register(): void {
       return out;
     });
   }
-}
+});
 
 function check(a: tf.Tensor, b: tf.Tensor, which: keyof typeof KERNELS): void {
   const r = a.rank;

@@ -10,7 +10,7 @@
  * formula's to the bit (tested).
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernel, WasmKernelModule } from './runtime.ts';
+import { registerWasmKernel, WasmKernelModule, once } from './runtime.ts';
 import { Code, F32, I32, V128, type ValType } from './wasm-asm.ts';
 
 /** The float32 constants of one step (as tfjs makes scalars from JS numbers: Math.fround). */
@@ -76,7 +76,7 @@ function adamwCode(): Code {
 
 const kernels = new WasmKernelModule(() => [{ name: 'adamw', code: adamwCode() }]);
 
-function register(): void {
+const register = once((): void => {
   registerWasmKernel('EmpoAdamW', (inputs, be, attrs) => {
     const { p, g, m, v } = inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
     const outs = [p, m, v].map((t) => be.makeOutput([...t.shape], 'float32'));
@@ -88,7 +88,7 @@ function register(): void {
     );
     return outs;
   });
-}
+});
 
 /**
  * One AdamW step of parameter p (gradient g, moments m and v; float32 tensors of one shape) on the wasm backend:

@@ -95,6 +95,23 @@ export function relaxedSimdAvailable(): boolean {
   return relaxedSimd;
 }
 
+/**
+ * Whether a gradient tape is recording (inside tf.grad / variableGrads). Without one, differentiable ops here
+ * and in model.ts skip tf.customGrad: it costs an engine scope, a closure and an Identity kernel per input and
+ * output on every call, and decoding makes about 65 such calls per token step.
+ */
+export const recording = (): boolean => tf.engine().state.gradientDepth > 0;
+
+/** f run on the first call only (kernel registration: every op call asks for it, and it must stay cheap). */
+export function once(f: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    f();
+  };
+}
+
 const registered = new Set<string>();
 
 /** Register `kernelFunc` as tfjs kernel `name` on the wasm backend (once). */
