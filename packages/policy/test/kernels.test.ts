@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { concat, gatherRows, readInto, slice } from '../src/kernels/copy.ts';
 import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
 import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
+import { elementwiseLoopCalls, useElementwiseKernels } from '../src/kernels/elementwise.ts';
 import { sharpPolicy, withBackend } from './helpers.ts';
 
 beforeAll(() => withBackend('wasm'));
@@ -110,7 +111,7 @@ describe('wasm matmul kernels', () => {
   });
 
   test('EMPO_WASM_KERNELS: all, none, a list; an unknown group is an error naming the variable', () => {
-    expect(parseKernelGroups(undefined).size).toBe(5);
+    expect(parseKernelGroups(undefined).size).toBe(6);
     expect(parseKernelGroups('0').size).toBe(0);
     expect([...parseKernelGroups('matmul, fma')]).toEqual(['matmul', 'fma']);
     expect(() => parseKernelGroups('matmul,fast')).toThrow(/EMPO_WASM_KERNELS: unknown kernel group 'fast'/);
@@ -166,6 +167,41 @@ describe('wasm matmul kernels', () => {
       const gc = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(concat([t as tf.Tensor4D, y], 2), tf.range(0, 4))))(x);
       expect(gc.arraySync()).toEqual(tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.concat([t, y], 2), tf.range(0, 4))))(x).arraySync());
     });
+  });
+
+  test('Add and Multiply with a repeated operand give the bits of tfjs-wasm\'s kernels; other broadcasts fall back', () => {
+    useElementwiseKernels();
+    const special = [0, -0, 1e-40, -3e-39, 3.4e38, -3.4e38, Infinity, -Infinity, 1, -1, 0.1, 1 / 3];
+    const values = (n: number, seed: number) => {
+      const r = tf.randomNormal([n], 0, 1e3, 'float32', seed).dataSync() as Float32Array;
+      return Float32Array.from(r, (v, i) => (i % 5 === 0 ? special[(i / 5 + seed) % special.length]! : v));
+    };
+    const pairs: [number[], number[], boolean][] = [
+      // a's shape, b's shape, whether the SIMD loop takes it
+      [[7, 13], [7, 13], true], // same shape (a residual)
+      [[3, 5, 12], [12], true], // bias over rows (with a tail of 0 floats: 12 = 3 vectors)
+      [[6, 33], [33], true], // a scalar tail of 1 float
+      [[2], [3, 2], true], // the smaller operand first
+      [[4, 9], [1, 9], true], // leading 1s
+      [[5, 3], [], true], // a scalar
+      [[4, 6], [4, 1], false], // not a suffix: tfjs' kernel
+      [[2, 1, 8], [2, 3, 8], false], // neither contains the other: tfjs' kernel
+    ];
+    for (const [sa, sb, loop] of pairs) {
+      tf.tidy(() => {
+        const a = tf.tensor(values(sa.reduce((x, y) => x * y, 1), 1), sa);
+        const b = tf.tensor(values(sb.reduce((x, y) => x * y, 1), 2), sb);
+        const run = () => [tf.add(a, b), tf.mul(a, b), tf.add(b, a)].map((t) => ({ shape: t.shape, bits: new Uint32Array((t.dataSync() as Float32Array).buffer) }));
+        const before = elementwiseLoopCalls();
+        const ours = run();
+        expect(elementwiseLoopCalls() - before).toBe(loop ? 3 : 0);
+        setWasmKernels(['matmul', 'tn', 'copy', 'fused', 'fma']); // all but elementwise
+        const theirs = run();
+        expect(elementwiseLoopCalls() - before).toBe(loop ? 3 : 0);
+        setWasmKernels(true);
+        expect(ours).toEqual(theirs);
+      });
+    }
   });
 
   test('outside a gradient tape, concat and slice are one kernel call each (no tf.customGrad copies)', async () => {

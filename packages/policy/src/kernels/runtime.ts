@@ -143,10 +143,11 @@ export function replaceWasmKernel(name: string, make: (original: tf.KernelFunc) 
 
 /**
  * The kernel groups: matmul (a @ b and a @ b^T), tn (a^T @ b, weight gradients), copy (gathers, concat, slices),
- * fused (RMSNorm, RoPE), fma (the matmul kernels with fused multiply-adds, where relaxed SIMD compiles).
+ * fused (RMSNorm, RoPE), fma (the matmul kernels with fused multiply-adds, where relaxed SIMD compiles),
+ * elementwise (Add and Multiply where one operand repeats along the other's leading axes).
  */
-export type KernelGroup = 'matmul' | 'tn' | 'copy' | 'fused' | 'fma';
-const GROUPS: readonly KernelGroup[] = ['matmul', 'tn', 'copy', 'fused', 'fma'];
+export type KernelGroup = 'matmul' | 'tn' | 'copy' | 'fused' | 'fma' | 'elementwise';
+const GROUPS: readonly KernelGroup[] = ['matmul', 'tn', 'copy', 'fused', 'fma', 'elementwise'];
 
 /** EMPO_WASM_KERNELS's value as kernel groups: unset, '' or 1 = all, 0 = none, else a comma-separated list. */
 export function parseKernelGroups(text: string | undefined): Set<KernelGroup> {
