@@ -35,7 +35,7 @@ import { concat, gatherRows, slice } from './kernels/copy.ts';
 import { useElementwiseKernels } from './kernels/elementwise.ts';
 import { fusedForwardAvailable, rmsNormForward, ropeForward } from './kernels/fused.ts';
 import { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
-import { recording } from './kernels/runtime.ts';
+import { recording, wasmKernelsActive } from './kernels/runtime.ts';
 import type { HostTensor } from './safetensors.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -546,7 +546,7 @@ export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts:
   const B = input.ids.length;
   const T = input.ids[0]?.length ?? 0;
   if (B === 0 || T === 0) throw new Error('forward: empty batch');
-  useElementwiseKernels(); // the wasm Add / Multiply kernels (kernels/elementwise.ts), from the first forward on
+  if (wasmKernelsActive('elementwise')) useElementwiseKernels(); // the SIMD Add / Multiply (kernels/elementwise.ts)
   const S = opts.cache ? cacheLength(opts.cache) : 0;
   const D = cfg.hidden_size;
   const V = cfg.vocab_size;

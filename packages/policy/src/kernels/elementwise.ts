@@ -51,7 +51,8 @@ function rowsLayout(a: tf.TensorInfo, b: tf.TensorInfo): { full: tf.TensorInfo; 
   const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
   const [full, repeated] = size(a.shape) >= size(b.shape) ? [a, b] : [b, a];
   if (size(full.shape) !== size(shape) || size(shape) === 0) return null;
-  const tail = repeated.shape.slice(repeated.shape.findIndex((d) => d !== 1) === -1 ? repeated.shape.length : repeated.shape.findIndex((d) => d !== 1));
+  const first = repeated.shape.findIndex((d) => d !== 1);
+  const tail = first === -1 ? [] : repeated.shape.slice(first);
   const ok = tail.length <= shape.length && tail.every((d, i) => d === shape[shape.length - tail.length + i]);
   return ok ? { full, repeated, shape } : null;
 }
@@ -63,7 +64,7 @@ export function elementwiseLoopCalls(): number {
   return loopCalls;
 }
 
-/** Replace tfjs-wasm's Add and Multiply (once; a no-op where the wasm backend is not loaded). */
+/** Replace tfjs-wasm's Add and Multiply (once: call it with the wasm backend loaded, e.g. when it is active). */
 export const useElementwiseKernels = once((): void => {
   for (const [name, fn] of [['Add', 'add'], ['Multiply', 'mul']] as const) {
     replaceWasmKernel(name, (original) => (args) => {
