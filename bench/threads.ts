@@ -8,10 +8,8 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 
-export interface ThreadTimes {
-  /** Thread id -> [CPU ms, run-queue wait ms] since the thread started. */
-  threads: Map<number, [number, number]>;
-}
+/** Thread id -> [CPU ms, run-queue wait ms] since the thread started. */
+export type ThreadTimes = Map<number, [number, number]>;
 
 /** A snapshot of every thread's times, or null where /proc/self/task/<tid>/schedstat does not exist. */
 export function threadTimes(): ThreadTimes | null {
@@ -30,7 +28,7 @@ export function threadTimes(): ThreadTimes | null {
       // the thread ended between the listing and the read
     }
   }
-  return threads.size > 0 ? { threads } : null;
+  return threads.size > 0 ? threads : null;
 }
 
 export interface ThreadSplit {
@@ -48,15 +46,15 @@ export interface ThreadSplit {
 export function splitThreadTimes(before: ThreadTimes | null, after: ThreadTimes | null, workerTids: readonly (number | null)[]): ThreadSplit | null {
   if (!before || !after || workerTids.some((t) => t === null)) return null;
   const delta = (tid: number): [number, number] => {
-    const [c1, w1] = after.threads.get(tid) ?? [0, 0];
-    const [c0, w0] = before.threads.get(tid) ?? [0, 0]; // a thread started in between counts from zero
+    const [c1, w1] = after.get(tid) ?? [0, 0];
+    const [c0, w0] = before.get(tid) ?? [0, 0]; // a thread started in between counts from zero
     return [(c1 - c0) / 1000, (w1 - w0) / 1000];
   };
   const main = process.pid; // the main thread's id is the process id
   const workers = workerTids as number[];
   const known = new Set([main, ...workers]);
   let background = 0;
-  for (const tid of after.threads.keys()) if (!known.has(tid)) background += delta(tid)[0];
+  for (const tid of after.keys()) if (!known.has(tid)) background += delta(tid)[0];
   return {
     main_cpu_s: delta(main)[0],
     worker_cpu_s: workers.map((t) => delta(t)[0]),
