@@ -10,7 +10,9 @@
  * tokens/s (prompt + completion tokens of the trained sequences), live tensors after each step; worker start-up
  * time; peak RSS of the process (all threads); the config used; on Linux, the CPU time of each thread kind per step
  * (the parent, each worker, and the rest: V8's compiler and GC threads), and how long the workers waited for a core
- * (bench/threads.ts). --warmup W runs W steps first that the medians
+ * (bench/threads.ts); with workers, how long they were without a task (PolicyWorkers.taskMsByThread), and for each
+ * speed-up the workers' CPU for the same work against the first run's and the share of their cores' time they
+ * computed (n cores' wall time = their CPU + waits for a core + time without a task). --warmup W runs W steps first that the medians
  * and speed-ups leave out (they are printed, and checked for identical metrics): each worker thread is a V8
  * isolate that compiles its own optimized code, which takes about ten steps here (default 0).
  */
@@ -72,6 +74,7 @@ for (let step = 1; step <= steps; step++) {
     const c0 = process.cpuUsage();
     const threads0 = threadTimes();
     const busy0 = pool?.busyMs ?? 0;
+    const tasks0 = pool?.taskMsByThread ?? [];
     const t0 = performance.now();
     const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
     const rollouts = pool
@@ -93,6 +96,9 @@ for (let step = 1; step <= steps; step++) {
       cores_used: (cpu.user + cpu.system) / 1e6 / ((t3 - t0) / 1000),
       // with workers: the part of the step during which no worker had a task (this thread's serial work)
       serial_s: pool ? (t3 - t0 - (pool.busyMs - busy0)) / 1000 : (t3 - t0) / 1000,
+      // with workers: per worker, the part of the step it had no task (the serial part, plus waiting for the
+      // slowest worker at the end of sampling and of each update iteration), summed over the workers
+      ...(pool && { workers_idle_s: pool.taskMsByThread.reduce((n, ms, i) => n + (t3 - t0 - (ms - tasks0[i]!)), 0) / 1000 }),
       sampled_tokens: sampled, sample_tokens_per_s: sampled / ((t1 - t0) / 1000), train_tokens_per_s: metrics.tokens_per_second,
       trained_sequences: Math.round(metrics.kept_fraction * rollouts.length),
       tensors: tf.memory().numTensors, // this thread's live tensors after the step: flat from step to step
@@ -121,8 +127,25 @@ const timedMedian = (r: Runner, key: string) => median(r.steps.slice(warmup).map
 const THREAD_KEYS = ['main_cpu_s', 'workers_cpu_s', 'workers_wait_s', 'background_cpu_s'];
 const keysOf = (r: Runner) => [
   ...['sample_s', 'cluster_s', 'train_s', 'total_s', 'serial_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'],
+  ...(r.workers > 1 ? ['workers_idle_s'] : []),
   ...(r.threads.length === r.steps.length ? THREAD_KEYS : []),
 ];
+/** Sums over the timed steps: the CPU of `r`'s work against `base`'s, and the share of r's cores it used. */
+function timeBreakdown(base: Runner, r: Runner) {
+  if (base.threads.length !== base.steps.length || r.threads.length !== r.steps.length || r.workers < 2) return {};
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const timed = <T,>(xs: T[]) => xs.slice(warmup);
+  const workCpu = (x: Runner) => sum(timed(x.threads).map((t) => (x.pool ? sum(t.worker_cpu_s) : t.main_cpu_s)));
+  const wall = sum(timed(r.steps).map((s) => s.total_s!));
+  const perStep = (key: string) => sum(timed(r.steps).map((s) => s[key]!)) / timed(r.steps).length;
+  return {
+    work_cpu_ratio: workCpu(r) / workCpu(base),
+    capacity_used: workCpu(r) / (r.workers * wall),
+    /** Means per timed step, summed over the workers: runnable but waiting for a core; without a task. */
+    workers_wait_s: perStep('workers_wait_s'),
+    workers_idle_s: perStep('workers_idle_s'),
+  };
+}
 const strip = (m: MetricsRow) => ({ ...m, seconds: 0, tokens_per_second: 0 });
 const result = {
   backend,
@@ -143,12 +166,18 @@ const result = {
     threads: r.threads,
     median: Object.fromEntries(keysOf(r).map((k) => [k, timedMedian(r, k)])),
   })),
-  /** Median full-step time of the first worker count over each other one's. */
+  /**
+   * Median full-step time of the first worker count over each other one's; with per-thread CPU times (Linux),
+   * also where the time went over the timed steps: the CPU the workers spent on the same work as the first run's
+   * threads (`work_cpu_ratio`), and the share of the n cores' time they spent computing (`capacity_used`). The
+   * speed-up over a one-thread run that had its core to itself is about n x capacity_used / work_cpu_ratio.
+   */
   speedup: runners.slice(1).map((r) => ({
     workers: `${runners[0]!.workers} -> ${r.workers}`,
     total: timedMedian(runners[0]!, 'total_s') / timedMedian(r, 'total_s'),
     sample: timedMedian(runners[0]!, 'sample_s') / timedMedian(r, 'sample_s'),
     train: timedMedian(runners[0]!, 'train_s') / timedMedian(r, 'train_s'),
+    ...timeBreakdown(runners[0]!, r),
   })),
   /** Whether every worker count produced the same metrics (wall-clock columns aside) at every step. */
   identical: runners.every((r) => JSON.stringify(r.metrics.map(strip)) === JSON.stringify(runners[0]!.metrics.map(strip))),
@@ -160,17 +189,25 @@ else {
   for (const r of result.runs) {
     console.log(`workers ${r.workers} (startup ${r.startup_s.toFixed(1)}s):`);
     r.steps.forEach((s, i) => {
-      console.log(`  step ${s.step}${s.step! <= warmup ? ' (warm-up)' : ''}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${s.serial_s!.toFixed(3)}s)` : ''}, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
+      console.log(`  step ${s.step}${s.step! <= warmup ? ' (warm-up)' : ''}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${s.serial_s!.toFixed(3)}s, workers without a task ${s.workers_idle_s!.toFixed(3)}s)` : ''}, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
       const t = r.threads[i];
       if (t) console.log(`    CPU by thread: main ${t.main_cpu_s.toFixed(2)}s${t.worker_cpu_s.length ? `, workers ${t.worker_cpu_s.map((c) => c.toFixed(2)).join(' + ')}s (waited for a core ${t.worker_wait_s.map((w) => w.toFixed(3)).join(' + ')}s)` : ''}, background ${t.background_cpu_s.toFixed(2)}s`);
     });
     const m = r.median;
-    console.log(`  median: sample ${m.sample_s!.toFixed(2)}s (${Math.round(m.sample_tokens_per_s!)} tok/s), cluster ${m.cluster_s!.toFixed(3)}s, train ${m.train_s!.toFixed(2)}s (${Math.round(m.train_tokens_per_s!)} tok/s), total ${m.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${m.serial_s!.toFixed(3)}s)` : ''}`);
+    console.log(`  median: sample ${m.sample_s!.toFixed(2)}s (${Math.round(m.sample_tokens_per_s!)} tok/s), cluster ${m.cluster_s!.toFixed(3)}s, train ${m.train_s!.toFixed(2)}s (${Math.round(m.train_tokens_per_s!)} tok/s), total ${m.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${m.serial_s!.toFixed(3)}s, workers without a task ${m.workers_idle_s!.toFixed(3)}s)` : ''}`);
     if (m.background_cpu_s !== undefined) {
       console.log(`  median CPU by thread: main ${m.main_cpu_s!.toFixed(2)}s${r.workers > 1 ? `, workers ${m.workers_cpu_s!.toFixed(2)}s (waited for a core ${m.workers_wait_s!.toFixed(3)}s)` : ''}, background ${m.background_cpu_s!.toFixed(2)}s`);
     }
   }
-  for (const s of result.speedup) console.log(`speed-up ${s.workers} workers: full step ${s.total.toFixed(2)}x (sample ${s.sample.toFixed(2)}x, train ${s.train.toFixed(2)}x)`);
+  for (const s of result.speedup) {
+    console.log(`speed-up ${s.workers} workers: full step ${s.total.toFixed(2)}x (sample ${s.sample.toFixed(2)}x, train ${s.train.toFixed(2)}x)`);
+    if (s.capacity_used !== undefined) {
+      console.log(
+        `  the workers' CPU for the same work: ${s.work_cpu_ratio.toFixed(3)}x; they computed ${(100 * s.capacity_used).toFixed(1)}% of their cores' time ` +
+          `(per step: waiting for a core ${s.workers_wait_s.toFixed(3)}s, without a task ${s.workers_idle_s.toFixed(3)}s, summed over the workers)`,
+      );
+    }
+  }
   if (runners.length > 1) console.log(`identical metrics across worker counts: ${result.identical}`);
   console.log(`peak RSS ${result.peak_rss_mb} MB`);
 }

@@ -102,6 +102,31 @@ describe('PolicyWorkers', () => {
     expect(workers.busyMs - before).toBeCloseTo(busy, 6); // idle: no growth
   });
 
+  test('taskMsByThread counts each thread\'s own task time: one task grows one thread, two at once grow both', async () => {
+    const prompts = groups(policy, 2);
+    const opts = { ...OPTS, seed: 5 };
+    const before = workers.taskMsByThread;
+    expect(before).toHaveLength(2);
+    const t0 = performance.now();
+    await workers.run('generate', { prompts, opts });
+    const oneWall = performance.now() - t0;
+    const afterOne = workers.taskMsByThread;
+    const grew = afterOne.map((ms, i) => ms - before[i]!);
+    expect(grew.filter((g) => g > 0)).toHaveLength(1); // the task ran on one thread only
+    expect(Math.max(...grew)).toBeLessThanOrEqual(oneWall + 1);
+
+    const t1 = performance.now();
+    await Promise.all([workers.run('generate', { prompts, opts }), workers.run('generate', { prompts, opts })]);
+    const twoWall = performance.now() - t1;
+    const afterTwo = workers.taskMsByThread;
+    for (const [i, ms] of afterTwo.entries()) {
+      expect(ms - afterOne[i]!).toBeGreaterThan(0);
+      expect(ms - afterOne[i]!).toBeLessThanOrEqual(twoWall + 1);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(workers.taskMsByThread).toEqual(afterTwo); // idle: no growth
+  });
+
   test.runIf(process.platform === 'linux')('osThreadIds names each worker\'s own thread of this process (Linux)', () => {
     const ids = workers.osThreadIds;
     expect(ids).toHaveLength(2);

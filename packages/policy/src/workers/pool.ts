@@ -61,6 +61,9 @@ interface Thread {
   /** Runs a task now (tasks are given to idle threads only; syncs go to every thread). */
   busy: boolean;
   failed: Error | null;
+  /** Milliseconds of finished tasks (from hand-out to reply), and when the running one was handed out. */
+  taskMs: number;
+  taskSince: number;
 }
 
 interface QueuedTask {
@@ -97,6 +100,8 @@ export class PolicyWorkers {
       pending: new Map(),
       busy: false,
       failed: null,
+      taskMs: 0,
+      taskSince: 0,
     }));
     const pool = new PolicyWorkers(threads);
     for (const t of threads) pool.listen(t);
@@ -181,6 +186,16 @@ export class PolicyWorkers {
   }
 
   /**
+   * Per worker thread, in worker order: milliseconds so far during which it had a task (from hand-out to its
+   * reply; weight syncs are not tasks). Over a stretch of work, its wall time minus a thread's growth is the time
+   * that thread had nothing to do: waiting for the slowest thread at the end of a stage, or for the parent.
+   */
+  get taskMsByThread(): number[] {
+    const now = performance.now();
+    return this.threads.map((t) => t.taskMs + (t.busy ? now - t.taskSince : 0));
+  }
+
+  /**
    * What `generate(model, prompts, opts)` returns, computed by the workers: the prompts are cut into one
    * contiguous part per worker (between runs of equal prompts where possible, so each distinct prompt is still
    * prefilled once), each part with its rows' own seeds and the whole batch's padded length, so every row
@@ -262,8 +277,10 @@ export class PolicyWorkers {
       if (t.busy || t.failed) continue;
       const q = this.queue.shift()!;
       t.busy = true;
+      t.taskSince = performance.now();
       const done = () => {
         t.busy = false;
+        t.taskMs += performance.now() - t.taskSince;
         this.pump();
       };
       this.send(t, this.nextId++, { ...q.message, id: 0 }, q.transfer).then(
