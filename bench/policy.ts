@@ -4,10 +4,11 @@
  * (and without, for comparison), teacher-forced log-prob tokens/s (inference), and the gradient of the
  * log-probs (training) in tokens/s. Random weights, EOS ignored, so every row generates the same count.
  *   npx tsx bench/policy.ts [--json] [--backend wasm|cpu|webgpu|...] [--model DIR] [--repeats N] [--vocab N]
- *     [--hidden N --layers N --heads N --kv-heads N --intermediate N] [--only REGEX]
+ *     [--hidden N --layers N --heads N --kv-heads N --intermediate N] [--new-tokens N] [--only REGEX]
  * --model DIR uses a saved model folder (e.g. data/models/tiny-arith) instead of random weights;
  * --vocab N pads the vocabulary to N (e.g. 151936, Qwen's) to show the cost of a large vocabulary;
- * --hidden ... --intermediate size the random model (default: tinyConfig's); --only runs the rows whose name
+ * --hidden ... --intermediate size the random model (default: tinyConfig's); --new-tokens N sets the tokens each
+ * sampled row generates (default 48; fewer for large models); --only runs the rows whose name
  * matches REGEX (e.g. 'policyUpdate|batch 16').
  */
 import { cpus, totalmem } from 'node:os';
@@ -57,7 +58,8 @@ function time(fn: () => void): number {
 const questions = Array.from({ length: 128 }, (_, i) => `q${i}: a=${(i * 37) % 97} b=${(i * 13) % 89}*${(i % 7) + 2} a+b=?`);
 const promptIds = questions.map((q) => policy.encodePrompt(q));
 const meanPrompt = promptIds.reduce((a, p) => a + p.length, 0) / promptIds.length;
-const NEW = 48;
+const NEW = size('--new-tokens') ?? 48;
+if (!Number.isInteger(NEW) || NEW < 1) throw new Error(`bench/policy.ts: --new-tokens must be a positive integer, got ${flag('--new-tokens')}`);
 
 interface Row {
   name: string;

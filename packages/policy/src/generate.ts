@@ -149,7 +149,10 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
   const p = plan(m, prompts, opts);
   if (p.B === 0 || opts.maxNewTokens === 0) return p.result;
   const cfg = m.config;
-  const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers: preferLazyLayers(cfg), transposed: true })); // reused every step
+  // Linear weights transposed once, reused every step; a model too large for that copy uses them as stored
+  // (lazy layers), through `linear`, which then transposes each step's few rows of activations instead.
+  const lazyLayers = preferLazyLayers(cfg);
+  const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers, transposed: !lazyLayers }));
   let cache: KVCache | null = null;
   let logits: tf.Tensor | null = null;
   try {

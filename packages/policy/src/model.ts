@@ -34,7 +34,7 @@ import type { ModelConfig } from './config.ts';
 import { concat, gatherRows, slice } from './kernels/copy.ts';
 import { useElementwiseKernels } from './kernels/elementwise.ts';
 import { fusedForwardAvailable, rmsNormForward, ropeForward } from './kernels/fused.ts';
-import { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
+import { batchMatMul, batchMatMulNT, batchMatMulTN, simdMatMulApplies } from './kernels/matmul.ts';
 import { recording, wasmKernelsActive } from './kernels/runtime.ts';
 import type { HostTensor } from './safetensors.ts';
 
@@ -127,14 +127,35 @@ function product(forward: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, grads: (dy:
 export const matmul = product(mm, (dy, A, B) => [mmNT(dy, B), batchMatMulTN(A, dy)]);
 
 /**
+ * Whether x @ W^T for x [rows, in] and W [out, in] is cheaper as (W @ x^T)^T: transposing the activations (rows x
+ * (in + out) values moved) costs less than transposing the weight (in x out), as in decoding, where rows is the
+ * batch. The weight is then also read once, as it lies, instead of once per 4 rows of x.
+ */
+export function weightStationary(rows: number, inDim: number, outDim: number): boolean {
+  return rows * (inDim + outDim) < inDim * outDim;
+}
+
+/**
+ * The forward of `linear`: x @ W^T, or (W @ x^T)^T where weightStationary says so and the SIMD kernel computes it
+ * (each element is the same k-ordered sum of the same products, so the same bits either way).
+ */
+function linearForward(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  return tf.tidy(() =>
+    simdMatMulApplies(x, w) && weightStationary(x.shape[0]!, x.shape[1]!, w.shape[0]!)
+      ? tf.transpose(mm(w, tf.transpose(x))) // [out, in] @ [in, rows] -> [out, rows] -> [rows, out]
+      : mm(x, tf.transpose(w)),
+  );
+}
+
+/**
  * x @ W^T for a Linear weight W [out, in] as Hugging Face stores it: [N, in] -> [N, out]. Gradient: dx = dy @ W
  * and dW = dy^T @ x, both without a transpose (the kernels read W and dy as they lie). The forward transposes W
- * once; a transposed copy prepared up front and used through `matmul` instead costs two more transposes in the
- * backward (dx reads W^T transposed back, and the copy's own gradient), so single forwards (training, scoring)
- * use this, and decoding, which reuses the copy every step, the other.
+ * once, or x when x is the smaller (linearForward); a transposed copy prepared up front and used through
+ * `matmul` instead costs two more transposes in the backward (dx reads W^T transposed back, and the copy's own
+ * gradient), so single forwards (training, scoring) use this, and decoding, which reuses the copy every step,
+ * the other, unless the model is too large for a second copy (lazy layers: see prepareWeights).
  */
-export const linear = product((x, w) => tf.tidy(() => mm(x, tf.transpose(w))), (dy, X, W) => [mm(dy, W), batchMatMulTN(dy, X)]) as
-  (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
+export const linear = product(linearForward, (dy, X, W) => [mm(dy, W), batchMatMulTN(dy, X)]) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 /** a @ b^T (rank 3..4, equal batch dims): attention scores q k^T. Gradient: dA = dY @ B, dB = dY^T @ A. */
 const matmulNT = product(mmNT, (dy, A, B) => [mm(dy, B), batchMatMulTN(dy, A)]);
@@ -386,9 +407,9 @@ export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.T
 
 /**
  * Whether inference should prepare layer weights on demand (prepareWeights' `lazyLayers`): when a transposed
- * copy of every layer would take more than `budgetBytes` (default 256 MB). Large models then need about one
- * layer's copy at a time instead of a second copy of the whole model (the wasm heap is limited to 4 GB), at the
- * cost of transposing every layer on every forward call.
+ * copy of every layer would take more than `budgetBytes` (default 256 MB). Large models then keep no second copy
+ * of the whole model (the wasm heap is limited to 4 GB): decoding uses the weights as stored, through `linear`,
+ * which transposes the few rows of activations instead of the weights (weightStationary).
  */
 export function preferLazyLayers(cfg: ModelConfig, budgetBytes = 256 * 2 ** 20): boolean {
   const { hidden_size: D, intermediate_size: I, head_dim: hd } = cfg;

@@ -11,6 +11,7 @@ import { concat, gatherRows, readInto, slice } from '../src/kernels/copy.ts';
 import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
 import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
 import { elementwiseLoopCalls, useElementwiseKernels } from '../src/kernels/elementwise.ts';
+import { forward, linear, prepareWeights, tidy, weightStationary } from '../src/model.ts';
 import { sharpPolicy, withBackend } from './helpers.ts';
 
 beforeAll(() => withBackend('wasm'));
@@ -225,6 +226,52 @@ describe('wasm matmul kernels', () => {
     bt.dispose();
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([a, b]);
+  });
+});
+
+describe('Linear layers with the weight as stored (W [out, in])', () => {
+  const bits = (t: tf.Tensor) => Array.from(new Uint32Array((t.dataSync() as Float32Array).slice().buffer));
+
+  test('weightStationary: the activations are transposed when they are smaller than the weight', () => {
+    expect(weightStationary(64, 896, 4864)).toBe(true); // a decoding step of a 0.5B model
+    expect(weightStationary(2048, 128, 512)).toBe(false); // a training micro-batch of the tiny model
+    expect(weightStationary(103, 128, 512)).toBe(false); // 103 x 640 > 128 x 512
+    expect(weightStationary(102, 128, 512)).toBe(true);
+  });
+
+  test('x @ W^T as (W @ x^T)^T: the same bits as transposing W, with W read as it lies', async () => {
+    for (const [rows, inDim, outDim] of [[8, 96, 160], [1, 33, 70], [5, 256 + 7, 300], [300, 96, 160]] as const) {
+      const x = tf.randomNormal([rows, inDim], 0, 1, 'float32', rows) as tf.Tensor2D;
+      const w = tf.randomNormal([outDim, inDim], 0, 1, 'float32', inDim) as tf.Tensor2D;
+      const expected = tf.tidy(() => batchMatMul(x, tf.transpose(w)));
+      const { result, kernels } = await (async () => {
+        let out: tf.Tensor | null = null;
+        const info = await tf.profile(() => (out = linear(x, w)));
+        return { result: out!, kernels: info.kernels };
+      })();
+      expect(result.shape).toEqual([rows, outDim]);
+      expect(bits(result)).toEqual(bits(expected));
+      const products = kernels.filter((k) => k.name === 'EmpoBatchMatMul');
+      expect(products).toHaveLength(1);
+      // weight-stationary: the product's first operand is W itself; otherwise x is
+      expect(products[0]!.inputShapes[0]).toEqual(weightStationary(rows, inDim, outDim) ? [outDim, inDim] : [rows, inDim]);
+      tf.dispose([x, w, expected, result]);
+    }
+  });
+
+  test('a decoding step over the stored weights (lazy layers) gives the logits of the transposed copies, bit for bit', () => {
+    const p = sharpPolicy({ seed: 37, numLayers: 2, numHeads: 4, numKvHeads: 2, attentionBias: true });
+    const prompt = [[1, 5, 6, 7, 8], [1, 7, 7, 9, 3]];
+    const step = (lazyLayers: boolean) =>
+      tidy(() => {
+        const w = prepareWeights(p.config, p.weights, { lazyLayers, transposed: !lazyLayers });
+        const pre = forward(p.config, w, { ids: prompt }, { lastOnly: true });
+        const cache = { k: pre.kv.k.map((t) => [t]), v: pre.kv.v.map((t) => [t]) };
+        const next = forward(p.config, w, { ids: [[9], [4]], positions: [[5], [5]] }, { cache, lastOnly: true });
+        return bits(next.logits).concat(bits(pre.logits));
+      });
+    expect(step(true)).toEqual(step(false));
+    p.dispose();
   });
 });
 

@@ -299,6 +299,14 @@ function useKernel(a: tf.Tensor, b: tf.Tensor, group: 'matmul' | 'tn' = 'matmul'
 }
 
 /**
+ * Whether a @ b runs on the SIMD kernel (wasm backend, kernels enabled, float32 operands): every element then sums
+ * its k terms in order from 0, so products that differ only by the order of their two factors give the same bits.
+ */
+export function simdMatMulApplies(a: tf.Tensor, b: tf.Tensor): boolean {
+  return useKernel(a, b);
+}
+
+/**
  * a @ b for a [..., M, K] and b [..., K, N] with the same leading (batch) dims, float32. Not differentiable by
  * itself: model.ts wraps it in a custom gradient.
  */
