@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import type { ModelConfig } from './config.ts';
 import { concat, gatherRows } from './kernels/copy.ts';
-import { forward, preferLazyLayers, prepareWeights, tidy, type KVCache, type NewKV } from './model.ts';
+import { decodeFromStoredWeights, forward, preferLazyLayers, prepareWeights, tidy, type KVCache, type NewKV } from './model.ts';
 import { sampleToken } from './sampling.ts';
 
 export interface GenerateOptions {
@@ -149,10 +149,9 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
   const p = plan(m, prompts, opts);
   if (p.B === 0 || opts.maxNewTokens === 0) return p.result;
   const cfg = m.config;
-  // Linear weights transposed once, reused every step; a model too large for that copy uses them as stored
-  // (lazy layers), through `linear`, which then transposes each step's few rows of activations instead.
-  const lazyLayers = preferLazyLayers(cfg);
-  const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers, transposed: !lazyLayers }));
+  // Linear weights transposed once and reused every step, unless the model's matrices are large: then they are
+  // used as stored, through `linear`, which transposes each step's few rows of activations instead.
+  const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers: preferLazyLayers(cfg), transposed: !decodeFromStoredWeights(cfg) }));
   let cache: KVCache | null = null;
   let logits: tf.Tensor | null = null;
   try {

@@ -13,6 +13,7 @@ export {
 } from './config.ts';
 export {
   cacheLength,
+  decodeFromStoredWeights,
   forward,
   initWeights,
   invFreq,

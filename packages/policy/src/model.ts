@@ -418,6 +418,19 @@ export function preferLazyLayers(cfg: ModelConfig, budgetBytes = 256 * 2 ** 20):
 }
 
 /**
+ * Whether decoding (`generate`) should use the Linear weights as stored, through `linear`, rather than a copy
+ * transposed once per call: when the model is too large for that copy (preferLazyLayers), or when its MLP
+ * matrices exceed `matrixBytes` (default 2 MB). The copy's product re-reads each weight for every 4 rows of a
+ * step (kernels/matmul.ts), which costs once the weights no longer stay in the CPU's cache; `linear` reads each
+ * stored weight once and transposes the step's few rows of activations instead (weightStationary). Measured
+ * per decoding step on wasm (BENCHMARKS.md): 0.54-0.74x the time at hidden 512-768, 0.75-0.96x at 384, about the
+ * same at 256 (1 MB matrices), 1.2-1.8x at the tiny default's 128, whose copy is kept. The same bits either way.
+ */
+export function decodeFromStoredWeights(cfg: ModelConfig, matrixBytes = 2 * 2 ** 20): boolean {
+  return preferLazyLayers(cfg) || cfg.hidden_size * cfg.intermediate_size * 4 > matrixBytes;
+}
+
+/**
  * Keys and values of tokens already seen, per layer as a list of segments along the sequence axis
  * (k[layer][segment]: [B, Hkv, S_seg, hd], v likewise). Attention runs over the segments in order, so a
  * decoder can append a step's keys to a small recent segment instead of copying the whole cache each step.

@@ -11,7 +11,7 @@ import { concat, gatherRows, readInto, slice } from '../src/kernels/copy.ts';
 import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
 import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
 import { elementwiseLoopCalls, useElementwiseKernels } from '../src/kernels/elementwise.ts';
-import { forward, linear, prepareWeights, tidy, weightStationary } from '../src/model.ts';
+import { decodeFromStoredWeights, forward, linear, prepareWeights, tidy, weightStationary } from '../src/model.ts';
 import { sharpPolicy, withBackend } from './helpers.ts';
 
 beforeAll(() => withBackend('wasm'));
@@ -237,6 +237,17 @@ describe('Linear layers with the weight as stored (W [out, in])', () => {
     expect(weightStationary(2048, 128, 512)).toBe(false); // a training micro-batch of the tiny model
     expect(weightStationary(103, 128, 512)).toBe(false); // 103 x 640 > 128 x 512
     expect(weightStationary(102, 128, 512)).toBe(true);
+  });
+
+  test('decoding uses the stored weights when the MLP matrices exceed 2 MB or the model needs lazy layers', () => {
+    const p = sharpPolicy({ seed: 3 });
+    const sized = (hidden_size: number, intermediate_size: number, num_hidden_layers = 4) => ({ ...p.config, hidden_size, intermediate_size, num_hidden_layers });
+    expect(decodeFromStoredWeights(p.config)).toBe(false);
+    expect(decodeFromStoredWeights(sized(128, 512))).toBe(false); // the tiny default's shapes
+    expect(decodeFromStoredWeights(sized(256, 1024))).toBe(false); // 1 MB
+    expect(decodeFromStoredWeights(sized(384, 1536))).toBe(true); // 2.25 MB
+    expect(decodeFromStoredWeights(sized(128, 512, 1000))).toBe(true); // small matrices, but too many for a copy
+    p.dispose();
   });
 
   test('x @ W^T as (W @ x^T)^T: the same bits as transposing W, with W read as it lies', async () => {
