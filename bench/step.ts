@@ -1,7 +1,7 @@
 /**
  * Full EMPO steps on the bundled tiny default, timed by stage: sampling tokens/s (KV cache, questions x G),
  * clustering, training tokens/s (forward + backward + AdamW), the whole step, and peak memory.
- *   npm run bench -- [--json] [--steps N] [--warmup W] [--workers N[,M...]] [--set key=value ...]
+ *   npm run bench -- [--json] [--steps N] [--warmup W] [--workers N[,M...]] [--timeline] [--set key=value ...]
  * --workers 1,2 runs one trainer per worker count, interleaved step by step (step 1 with 1 worker, step 1 with
  * 2, step 2 with 1, ...), so that both see the same machine load; since results do not depend on the worker
  * count, both do the same work, and the benchmark checks that their metrics are identical. Default: the
@@ -14,7 +14,9 @@
  * speed-up the workers' CPU for the same work against the first run's and the share of their cores' time they
  * computed (n cores' wall time = their CPU + waits for a core + time without a task). --warmup W runs W steps first that the medians
  * and speed-ups leave out (they are printed, and checked for identical metrics): each worker thread is a V8
- * isolate that compiles its own optimized code, which takes about ten steps here (default 0).
+ * isolate that compiles its own optimized code, which takes about ten steps here (default 0). --timeline also
+ * prints, per step with workers, every task each worker ran, from hand-out to reply in ms from the step's start
+ * (PolicyWorkers.recordTasks), and how far apart the workers' last tasks of each stage ended (the faster one's wait).
  */
 import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync } from 'node:fs';
@@ -31,6 +33,7 @@ process.env.EMPO_QUIET = '1';
 const args = process.argv.slice(2);
 const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const json = args.includes('--json');
+const timeline = args.includes('--timeline');
 const timed = Number(flag('--steps') ?? 3);
 const warmup = Number(flag('--warmup') ?? 0);
 if (!Number.isInteger(timed) || timed < 1) throw new Error(`bench/step.ts: --steps must be a positive integer, got ${flag('--steps')}`);
@@ -58,6 +61,8 @@ interface Runner {
   /** Per step, CPU time by thread (Linux only; see bench/threads.ts). */
   threads: ThreadSplit[];
   metrics: MetricsRow[];
+  /** Per step (--timeline, with workers): each task, in ms from the step's start. */
+  tasks: { thread: number; task: string; start_ms: number; end_ms: number }[][];
 }
 const runners: Runner[] = [];
 for (const [i, n] of workerCounts.entries()) {
@@ -65,7 +70,18 @@ for (const [i, n] of workerCounts.entries()) {
   const session = await TrainerSession.open({ ...config, run: `bench-${i}` }, layout, 0);
   const t0 = performance.now();
   const pool = n > 1 ? await PolicyWorkers.start({ workers: n, backend, model: session.policy, taskModules: [trainerTaskModule] }) : null;
-  runners.push({ workers: n, session, pool, startup_s: (performance.now() - t0) / 1000, steps: [], threads: [], metrics: [] });
+  if (timeline) pool?.recordTasks();
+  runners.push({ workers: n, session, pool, startup_s: (performance.now() - t0) / 1000, steps: [], threads: [], metrics: [], tasks: [] });
+}
+
+/**
+ * How far apart (s) the workers' last tasks of one kind ended in a step: how long the first to finish waited for
+ * the last (NaN when not every worker ran one).
+ */
+function endGap(tasks: { thread: number; task: string; end_ms: number }[], task: string, workers: number): number {
+  const last = new Map<number, number>();
+  for (const t of tasks) if (t.task === task) last.set(t.thread, Math.max(last.get(t.thread) ?? -Infinity, t.end_ms));
+  return last.size === workers ? (Math.max(...last.values()) - Math.min(...last.values())) / 1000 : Number.NaN;
 }
 
 for (let step = 1; step <= steps; step++) {
@@ -75,6 +91,7 @@ for (let step = 1; step <= steps; step++) {
     const threads0 = threadTimes();
     const busy0 = pool?.busyMs ?? 0;
     const tasks0 = pool?.taskMsByThread ?? [];
+    pool?.takeTaskLog(); // from here on, this step's tasks
     const t0 = performance.now();
     const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
     const rollouts = pool
@@ -88,6 +105,8 @@ for (let step = 1; step <= steps; step++) {
     const cpu = process.cpuUsage(c0);
     const threads = splitThreadTimes(threads0, threadTimes(), pool?.osThreadIds ?? []);
     sampleMemory();
+    const tasks = (pool?.takeTaskLog() ?? []).map((t) => ({ thread: t.thread, task: t.task, start_ms: t.start - t0, end_ms: t.end - t0 }));
+    if (timeline && pool) r.tasks.push(tasks);
     const sampled = rollouts.reduce((n, x) => n + x.completion_ids.length, 0);
     r.metrics.push(metrics);
     r.steps.push({
@@ -99,6 +118,7 @@ for (let step = 1; step <= steps; step++) {
       // with workers: per worker, the part of the step it had no task (the serial part, plus waiting for the
       // slowest worker at the end of sampling and of each update iteration), summed over the workers
       ...(pool && { workers_idle_s: pool.taskMsByThread.reduce((n, ms, i) => n + (t3 - t0 - (ms - tasks0[i]!)), 0) / 1000 }),
+      ...(timeline && pool && { sample_end_gap_s: endGap(tasks, 'generate', pool.size), train_end_gap_s: endGap(tasks, 'trainer.gradient', pool.size) }),
       sampled_tokens: sampled, sample_tokens_per_s: sampled / ((t1 - t0) / 1000), train_tokens_per_s: metrics.tokens_per_second,
       trained_sequences: Math.round(metrics.kept_fraction * rollouts.length),
       tensors: tf.memory().numTensors, // this thread's live tensors after the step: flat from step to step
@@ -118,8 +138,10 @@ for (const r of runners) {
   r.session.dispose();
 }
 
+/** The median, leaving out NaN (a step where a stage ran on one worker only has no end gap). */
 const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 /** The median of `key` over a runner's steps after the warm-up. */
@@ -128,6 +150,7 @@ const THREAD_KEYS = ['main_cpu_s', 'workers_cpu_s', 'workers_wait_s', 'backgroun
 const keysOf = (r: Runner) => [
   ...['sample_s', 'cluster_s', 'train_s', 'total_s', 'serial_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'],
   ...(r.workers > 1 ? ['workers_idle_s'] : []),
+  ...(r.workers > 1 && timeline ? ['sample_end_gap_s', 'train_end_gap_s'] : []),
   ...(r.threads.length === r.steps.length ? THREAD_KEYS : []),
 ];
 /** Sums over the timed steps: the CPU of `r`'s work against `base`'s, and the share of r's cores it used. */
@@ -162,6 +185,8 @@ const result = {
     workers: r.workers,
     startup_s: r.startup_s,
     steps: r.steps,
+    /** Per step (--timeline): every task each worker ran, in ms from the step's start. */
+    ...(timeline && r.pool && { tasks: r.tasks }),
     /** Per step, CPU seconds by thread (Linux; empty elsewhere): each worker's, and its wait for a core. */
     threads: r.threads,
     median: Object.fromEntries(keysOf(r).map((k) => [k, timedMedian(r, k)])),
@@ -191,10 +216,17 @@ else {
     r.steps.forEach((s, i) => {
       console.log(`  step ${s.step}${s.step! <= warmup ? ' (warm-up)' : ''}: sample ${s.sample_s!.toFixed(2)}s (${Math.round(s.sample_tokens_per_s!)} tok/s), cluster ${s.cluster_s!.toFixed(3)}s, train ${s.train_s!.toFixed(2)}s (${Math.round(s.train_tokens_per_s!)} tok/s), total ${s.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${s.serial_s!.toFixed(3)}s, workers without a task ${s.workers_idle_s!.toFixed(3)}s)` : ''}, ${s.cores_used!.toFixed(2)} cores, ${s.tensors} tensors`);
       const t = r.threads[i];
+      const tasks = r.tasks?.[i];
+      if (tasks) {
+        const byThread = Array.from({ length: r.workers }, (_, w) => tasks.filter((x) => x.thread === w));
+        console.log(`    tasks (ms from the step's start): ${byThread.map((ts, w) => `w${w} ${ts.map((x) => `${x.task} ${x.start_ms.toFixed(0)}-${x.end_ms.toFixed(0)}`).join(', ')}`).join('; ')}`);
+        console.log(`    last tasks ended apart: sampling ${(1000 * s.sample_end_gap_s!).toFixed(0)} ms, training ${(1000 * s.train_end_gap_s!).toFixed(0)} ms`);
+      }
       if (t) console.log(`    CPU by thread: main ${t.main_cpu_s.toFixed(2)}s${t.worker_cpu_s.length ? `, workers ${t.worker_cpu_s.map((c) => c.toFixed(2)).join(' + ')}s (waited for a core ${t.worker_wait_s.map((w) => w.toFixed(3)).join(' + ')}s)` : ''}, background ${t.background_cpu_s.toFixed(2)}s`);
     });
     const m = r.median;
     console.log(`  median: sample ${m.sample_s!.toFixed(2)}s (${Math.round(m.sample_tokens_per_s!)} tok/s), cluster ${m.cluster_s!.toFixed(3)}s, train ${m.train_s!.toFixed(2)}s (${Math.round(m.train_tokens_per_s!)} tok/s), total ${m.total_s!.toFixed(2)}s${r.workers > 1 ? ` (no worker busy ${m.serial_s!.toFixed(3)}s, workers without a task ${m.workers_idle_s!.toFixed(3)}s)` : ''}`);
+    if (m.sample_end_gap_s !== undefined) console.log(`  median of how far apart the workers' last tasks ended: sampling ${(1000 * m.sample_end_gap_s).toFixed(0)} ms, training ${(1000 * m.train_end_gap_s!).toFixed(0)} ms`);
     if (m.background_cpu_s !== undefined) {
       console.log(`  median CPU by thread: main ${m.main_cpu_s!.toFixed(2)}s${r.workers > 1 ? `, workers ${m.workers_cpu_s!.toFixed(2)}s (waited for a core ${m.workers_wait_s!.toFixed(3)}s)` : ''}, background ${m.background_cpu_s!.toFixed(2)}s`);
     }

@@ -63,7 +63,7 @@ export { sampleToken, type Sample } from './sampling.ts';
 export { generate, generateUncached, rowSeeds, type GenerateOptions, type GenerateResult, type GenerationModel } from './generate.ts';
 export { completionLogprobs, fusedLogprobs, sequenceLogits, sequenceLogprobs, type LogprobOptions } from './logprobs.ts';
 export { Policy, type PolicyOptions, type PromptOptions, type SaveOptions } from './policy.ts';
-export { PolicyWorkers, defaultWorkerCount, splitRuns, startWorkers, type PolicyWorkersOptions } from './workers/pool.ts';
+export { PolicyWorkers, defaultWorkerCount, splitRuns, startWorkers, type PolicyWorkersOptions, type TaskRecord } from './workers/pool.ts';
 export type { TaskHandler, TaskModule, WorkerModel } from './workers/protocol.ts';
 export { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
 export { readInto } from './kernels/copy.ts';

@@ -127,6 +127,33 @@ describe('PolicyWorkers', () => {
     expect(workers.taskMsByThread).toEqual(afterTwo); // idle: no growth
   });
 
+  test('takeTaskLog lists each finished task with its thread and times once recordTasks is on, and clears', async () => {
+    const prompts = groups(policy, 2);
+    const opts = { ...OPTS, seed: 6 };
+    await workers.run('generate', { prompts, opts });
+    expect(workers.takeTaskLog()).toEqual([]); // not recording
+
+    workers.recordTasks();
+    const t0 = performance.now();
+    await Promise.all([workers.run('generate', { prompts, opts }), workers.run('generate', { prompts, opts })]);
+    await expect(workers.run('no-such-task', {})).rejects.toThrow(/unknown task/);
+    const t1 = performance.now();
+    const log = workers.takeTaskLog();
+    expect(log.map((r) => [r.task, r.failed])).toEqual([['generate', false], ['generate', false], ['no-such-task', true]]);
+    expect(new Set(log.slice(0, 2).map((r) => r.thread))).toEqual(new Set([0, 1])); // one on each thread
+    for (const r of log) {
+      expect(r.start).toBeGreaterThanOrEqual(t0);
+      expect(r.end).toBeGreaterThanOrEqual(r.start);
+      expect(r.end).toBeLessThanOrEqual(t1);
+    }
+    expect(log[2]!.start).toBeGreaterThanOrEqual(Math.max(log[0]!.end, log[1]!.end) - 1); // handed out after both
+    expect(workers.takeTaskLog()).toEqual([]); // taken: cleared
+
+    workers.recordTasks(false);
+    await workers.run('generate', { prompts, opts });
+    expect(workers.takeTaskLog()).toEqual([]);
+  });
+
   test.runIf(process.platform === 'linux')('osThreadIds names each worker\'s own thread of this process (Linux)', () => {
     const ids = workers.osThreadIds;
     expect(ids).toHaveLength(2);

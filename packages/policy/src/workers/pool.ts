@@ -50,6 +50,18 @@ export async function startWorkers(count: number, opts: Omit<PolicyWorkersOption
   return workers;
 }
 
+/** A finished task, as `PolicyWorkers.takeTaskLog` lists it. */
+export interface TaskRecord {
+  /** The worker thread that ran it (index in worker order). */
+  thread: number;
+  /** The task's name ('generate', or a task module's, e.g. 'trainer.gradient'). */
+  task: string;
+  /** When it was handed to the thread and when its reply (result or error) arrived, in this thread's performance.now() ms. */
+  start: number;
+  end: number;
+  failed: boolean;
+}
+
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
@@ -85,6 +97,8 @@ export class PolicyWorkers {
   private idleWaiters: (() => void)[] = [];
   private readonly buffers = new Map<string, { buffer: SharedArrayBuffer; synced: object[] }>();
   private closed = false;
+  /** Finished tasks since recordTasks() (null: not recording). */
+  private taskLog: TaskRecord[] | null = null;
 
   /** Each worker's operating-system thread id where the platform names it (Linux), else null; set by start(). */
   private threadIds: readonly (number | null)[] = [];
@@ -196,6 +210,26 @@ export class PolicyWorkers {
   }
 
   /**
+   * Record every task from now on (when it was handed out, when it finished, on which thread), for
+   * takeTaskLog; `recordTasks(false)` stops and drops what was recorded. Off by default.
+   */
+  recordTasks(on = true): void {
+    this.taskLog = on ? (this.taskLog ?? []) : null;
+  }
+
+  /**
+   * The tasks finished since recording started or since the last call, in the order they finished, and clears
+   * the list (recording goes on). A timeline of the pool: bench/step.ts --timeline prints it per step. Empty
+   * when not recording.
+   */
+  takeTaskLog(): TaskRecord[] {
+    if (!this.taskLog) return [];
+    const out = this.taskLog;
+    this.taskLog = [];
+    return out;
+  }
+
+  /**
    * What `generate(model, prompts, opts)` returns, computed by the workers: the prompts are cut into one
    * contiguous part per worker (between runs of equal prompts where possible, so each distinct prompt is still
    * prefilled once), each part with its rows' own seeds and the whole batch's padded length, so every row
@@ -278,14 +312,17 @@ export class PolicyWorkers {
       const q = this.queue.shift()!;
       t.busy = true;
       t.taskSince = performance.now();
-      const done = () => {
+      const thread = this.threads.indexOf(t);
+      const done = (failed: boolean) => {
+        const end = performance.now();
         t.busy = false;
-        t.taskMs += performance.now() - t.taskSince;
+        t.taskMs += end - t.taskSince;
+        this.taskLog?.push({ thread, task: q.message.task, start: t.taskSince, end, failed });
         this.pump();
       };
       this.send(t, this.nextId++, { ...q.message, id: 0 }, q.transfer).then(
-        (v) => (done(), q.pending.resolve(v)),
-        (e: Error) => (done(), q.pending.reject(e)),
+        (v) => (done(false), q.pending.resolve(v)),
+        (e: Error) => (done(true), q.pending.reject(e)),
       );
     }
     const failed = this.threads.find((t) => t.failed);
