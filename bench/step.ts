@@ -52,6 +52,14 @@ const backend = await selectBackend(config.backend, true);
 const workerCounts = (flag('--workers') ?? String(config.workers ?? defaultWorkerCount(backend))).split(',').map(Number);
 const queries = readTrainQueries(config);
 
+/** A task of a step's timeline (--timeline), in ms from the step's start. */
+interface StepTask {
+  thread: number;
+  task: string;
+  start_ms: number;
+  end_ms: number;
+}
+
 interface Runner {
   workers: number;
   session: TrainerSession;
@@ -61,8 +69,8 @@ interface Runner {
   /** Per step, CPU time by thread (Linux only; see bench/threads.ts). */
   threads: ThreadSplit[];
   metrics: MetricsRow[];
-  /** Per step (--timeline, with workers): each task, in ms from the step's start. */
-  tasks: { thread: number; task: string; start_ms: number; end_ms: number }[][];
+  /** Per step (--timeline, with workers): its tasks. */
+  tasks: StepTask[][];
 }
 const runners: Runner[] = [];
 for (const [i, n] of workerCounts.entries()) {
@@ -78,7 +86,7 @@ for (const [i, n] of workerCounts.entries()) {
  * How far apart (s) the workers' last tasks of one kind ended in a step: how long the first to finish waited for
  * the last (NaN when not every worker ran one).
  */
-function endGap(tasks: { thread: number; task: string; end_ms: number }[], task: string, workers: number): number {
+function endGap(tasks: StepTask[], task: string, workers: number): number {
   const last = new Map<number, number>();
   for (const t of tasks) if (t.task === task) last.set(t.thread, Math.max(last.get(t.thread) ?? -Infinity, t.end_ms));
   return last.size === workers ? (Math.max(...last.values()) - Math.min(...last.values())) / 1000 : Number.NaN;
@@ -105,7 +113,7 @@ for (let step = 1; step <= steps; step++) {
     const cpu = process.cpuUsage(c0);
     const threads = splitThreadTimes(threads0, threadTimes(), pool?.osThreadIds ?? []);
     sampleMemory();
-    const tasks = (pool?.takeTaskLog() ?? []).map((t) => ({ thread: t.thread, task: t.task, start_ms: t.start - t0, end_ms: t.end - t0 }));
+    const tasks = (pool?.takeTaskLog() ?? []).map((t): StepTask => ({ thread: t.thread, task: t.task, start_ms: t.start - t0, end_ms: t.end - t0 }));
     if (timeline && pool) r.tasks.push(tasks);
     const sampled = rollouts.reduce((n, x) => n + x.completion_ids.length, 0);
     r.metrics.push(metrics);

@@ -306,13 +306,12 @@ export class PolicyWorkers {
 
   /** Give queued tasks to idle threads. */
   private pump(): void {
-    for (const t of this.threads) {
+    for (const [thread, t] of this.threads.entries()) {
       if (this.queue.length === 0) return;
       if (t.busy || t.failed) continue;
       const q = this.queue.shift()!;
       t.busy = true;
       t.taskSince = performance.now();
-      const thread = this.threads.indexOf(t);
       const done = (failed: boolean) => {
         const end = performance.now();
         t.busy = false;
