@@ -108,7 +108,6 @@ function mmNT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R>
   return a.rank > 2 ? batchMatMulNT(a, b) : mm(a, transposeLast2(b) as tf.Tensor<R>);
 }
 
-
 type Product = <R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>) => tf.Tensor<R>;
 
 /**
