@@ -5,9 +5,11 @@
  * sampling costs against the whole batch on one thread.
  *   npx tsx bench/decode-profile.ts [--json] [--rows N] [--tokens N] [--repeats N]
  * Default: 64 rows (8 questions x 8 samples), 26 new tokens each (EOS ignored: a typical rollout length), 5 repeats.
+ * The token steps run through the tfjs engine here (setDirectDecode(false)): DirectDecoder calls the same kernels
+ * without it, so the engine is the only place to time them one by one (bench/direct-decode.ts compares the two).
  */
 import { loadConfig, selectBackend } from '@empo/core';
-import { Policy, generate, rowSeeds } from '@empo/policy';
+import { Policy, generate, rowSeeds, setDirectDecode } from '@empo/policy';
 import { questionsForStep, readTrainQueries, renderPrompt } from '@empo/sampler';
 import { profileKernels } from './kernel-profile.ts';
 
@@ -24,6 +26,7 @@ for (const [name, v] of [['--rows', rows], ['--tokens', tokens], ['--repeats', r
 
 const config = loadConfig({ overrides: [] });
 await selectBackend('wasm', true);
+setDirectDecode(false);
 const policy = await Policy.load(config.model);
 const sampler = config.sampler;
 const G = 8;

@@ -3,13 +3,15 @@
  *
  * Prompts of different lengths are LEFT-padded into one [B, Lmax] batch; padding keys are masked and each
  * sequence's rotary positions start at 0 at its first real token, so every row computes what it would alone.
- * One forward over the prompts fills the cache, then each step feeds one token per row, downloads the
- * [B, V] logits and samples on the host with a per-row seeded Rng. Rows that stopped (EOS) are dropped from
- * the batch (and their cache rows gathered away) once enough of them have finished.
+ * One forward over the prompts fills the cache, then each step feeds one token per row (on wasm through
+ * DirectDecoder, decode.ts: the same kernels without the tfjs engine), reads the [B, V] logits and samples on
+ * the host with a per-row seeded Rng. Rows that stopped (EOS) are dropped from the batch (and their cache rows
+ * gathered away) once enough of them have finished.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import type { ModelConfig } from './config.ts';
+import { DirectDecoder, directDecodeApplies } from './decode.ts';
 import { concat, gatherRows } from './kernels/copy.ts';
 import { decodeFromStoredWeights, forward, preferLazyLayers, prepareWeights, tidy, type KVCache, type NewKV } from './model.ts';
 import { sampleToken } from './sampling.ts';
@@ -153,6 +155,7 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
   // used as stored, through `linear`, which transposes each step's few rows of activations instead.
   const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers: preferLazyLayers(cfg), transposed: !decodeFromStoredWeights(cfg) }));
   let cache: KVCache | null = null;
+  let direct: DirectDecoder | null = null;
   let logits: tf.Tensor | null = null;
   try {
     // Batch rows -> sequence index; rows of finished sequences are dropped in batches.
@@ -186,41 +189,56 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
       const expand = <T extends tf.Tensor>(t: T) => gatherRows(t, rowToUniq); // [U, ...] -> [B, ...]
       return { logits: expand(out.logits), kv: { k: out.kv.k.map(expand), v: out.kv.v.map(expand) } };
     });
-    cache = { k: prefill.kv.k.map((t) => [t]), v: prefill.kv.v.map((t) => [t]) };
+    // Token steps: DirectDecoder where it applies (the same kernels without the engine), else the tfjs forward.
+    if (directDecodeApplies(cfg, w)) {
+      direct = new DirectDecoder(cfg, w, prefill.kv, { rows: rows.length, maxKeys: p.Lmax + opts.maxNewTokens, recentSegment: RECENT_SEGMENT });
+    } else {
+      cache = { k: prefill.kv.k.map((t) => [t]), v: prefill.kv.v.map((t) => [t]) };
+    }
     logits = prefill.logits; // [B, V]
+    let data = logits.dataSync() as Float32Array;
+    logits.dispose();
+    logits = null;
     for (let step = 0; ; step++) {
-      const data = logits!.dataSync() as Float32Array;
-      logits!.dispose();
-      logits = null;
       let next = sampleStep(m, p, data, rows);
       if (step === opts.maxNewTokens - 1) break;
       const live = rows.flatMap((i, r) => (p.result.finished[i] ? [] : [r]));
       if (live.length === 0) break;
       if (rows.length - live.length >= Math.max(1, rows.length / 8)) {
         // Drop finished rows: gather the live rows of every cached tensor.
-        const old: KVCache = cache!;
-        cache = tidy(() => {
-          const pick = (segs: tf.Tensor4D[]): tf.Tensor4D[] => segs.map((t) => gatherRows(t, live));
-          return { k: old.k.map(pick), v: old.v.map(pick) };
-        });
-        disposeCache(old);
+        if (direct) direct.dropRows(live);
+        else {
+          const old: KVCache = cache!;
+          cache = tidy(() => {
+            const pick = (segs: tf.Tensor4D[]): tf.Tensor4D[] => segs.map((t) => gatherRows(t, live));
+            return { k: old.k.map(pick), v: old.v.map(pick) };
+          });
+          disposeCache(old);
+        }
         rows = live.map((r) => rows[r]!);
         keyValid = live.map((r) => keyValid[r]!);
         next = live.map((r) => next[r]!);
       }
       for (const kv of keyValid) kv.push(true);
+      const positions = rows.map((i) => p.lens[i]! + step);
+      if (direct) {
+        data = direct.step(next, positions, keyValid);
+        continue;
+      }
       const prev: KVCache = cache!;
-      const res = tidy(() =>
-        forward(cfg, w, { ids: next.map((t) => [t]), positions: rows.map((i) => [p.lens[i]! + step]), keyValid }, { cache: prev, lastOnly: true }),
-      );
+      const res = tidy(() => forward(cfg, w, { ids: next.map((t) => [t]), positions: positions.map((pos) => [pos]), keyValid }, { cache: prev, lastOnly: true }));
       logits = res.logits;
       cache = extendCache(prev, res.kv);
       // Free what the new cache does not reuse.
       const kept = new Set([...cache.k.flat(), ...cache.v.flat()]);
       tf.dispose([...prev.k.flat(), ...prev.v.flat(), ...res.kv.k, ...res.kv.v].filter((t) => !kept.has(t)));
+      data = logits.dataSync() as Float32Array;
+      logits.dispose();
+      logits = null;
     }
   } finally {
     disposeCache(cache);
+    direct?.dispose();
     logits?.dispose();
     // Dispose what prepareWeights created, not the model's own weights (some are passed through as is).
     const own = new Set<tf.Tensor>(m.weights.values());

@@ -60,6 +60,7 @@ export {
 export { applyChatTemplate, hasChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat.ts';
 export { formatMemory, memoryReport, peakMemoryMB, resetPeakMemory, rssMB, type MemoryReport } from './memory.ts';
 export { sampleToken, type Sample } from './sampling.ts';
+export { directDecodeSteps, setDirectDecode } from './decode.ts';
 export { generate, generateUncached, rowSeeds, type GenerateOptions, type GenerateResult, type GenerationModel } from './generate.ts';
 export { completionLogprobs, fusedLogprobs, sequenceLogits, sequenceLogprobs, type LogprobOptions } from './logprobs.ts';
 export { Policy, type PolicyOptions, type PromptOptions, type SaveOptions } from './policy.ts';

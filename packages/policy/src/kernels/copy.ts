@@ -6,7 +6,7 @@
  * are differentiable; `gatherRows` is not (the embedding wraps it in its own gradient).
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapOf, registerWasmKernel, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike, once, recording } from './runtime.ts';
+import { heapOf, registerWasmKernel, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike, type WasmFunction, once, recording } from './runtime.ts';
 import { Code, I32 } from './wasm-asm.ts';
 
 /** copyBlocks(src, dst, rows, srcStride, dstStride, bytes): `rows` copies of `bytes` bytes, strides in bytes. */
@@ -21,6 +21,11 @@ function copyBlocksCode(): Code {
 }
 
 const kernels = new WasmKernelModule(() => [{ name: 'copyBlocks', code: copyBlocksCode() }]);
+
+/** copyBlocks on `be`, for callers that bypass the engine. */
+export function copyKernelsFor(be: WasmBackendLike): Record<string, WasmFunction> {
+  return kernels.exportsFor(be);
+}
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 

@@ -6,7 +6,7 @@
  * of the kernels replaced (tested). Other shapes, dtypes and backends keep tfjs' kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import { once, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike } from './runtime.ts';
+import { once, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike, type WasmFunction } from './runtime.ts';
 import { Code, I32 } from './wasm-asm.ts';
 
 /** rows(a, b, out, rows, m): out[r m + j] = a[r m + j] (op) b[j] for r < rows, j < m (b repeats every m). */
@@ -39,6 +39,11 @@ function rowsCode(op: 'add' | 'mul'): Code {
 }
 
 const kernels = new WasmKernelModule(() => [{ name: 'add', code: rowsCode('add') }, { name: 'mul', code: rowsCode('mul') }]);
+
+/** The Add / Multiply loops on `be` (add, mul), for callers that bypass the engine. */
+export function elementwiseKernelsFor(be: WasmBackendLike): Record<string, WasmFunction> {
+  return kernels.exportsFor(be);
+}
 
 const size = (shape: readonly number[]) => shape.reduce((x, y) => x * y, 1);
 

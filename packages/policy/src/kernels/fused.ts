@@ -6,7 +6,7 @@
  * backends use the plain ops for the forward too.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernel, wasmKernelsActive, WasmKernelModule, once } from './runtime.ts';
+import { registerWasmKernel, wasmKernelsActive, WasmKernelModule, once, type WasmBackendLike, type WasmFunction } from './runtime.ts';
 import { Code, F32, I32, V128 } from './wasm-asm.ts';
 
 /**
@@ -105,6 +105,11 @@ function ropeCode(): Code {
 }
 
 const kernels = new WasmKernelModule(() => [{ name: 'rmsNorm', code: rmsNormCode() }, { name: 'rope', code: ropeCode() }]);
+
+/** The fused kernels' functions on `be` (rmsNorm, rope), for callers that bypass the engine. */
+export function fusedKernelsFor(be: WasmBackendLike): Record<string, WasmFunction> {
+  return kernels.exportsFor(be);
+}
 
 const register = once((): void => {
   registerWasmKernel('EmpoRmsNorm', (inputs, be, attrs) => {

@@ -21,7 +21,7 @@
  * Other backends use tf.matMul.
  */
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmKernel, relaxedSimdAvailable, wasmKernelsActive, WasmKernelModule, once } from './runtime.ts';
+import { registerWasmKernel, relaxedSimdAvailable, wasmKernelsActive, WasmKernelModule, once, type WasmBackendLike, type WasmFunction } from './runtime.ts';
 import { Code, F32, I32, V128 } from './wasm-asm.ts';
 
 /** Rows of C per register tile (bmm): ROWS x 2 vector accumulators (6 rows spill registers: slower). */
@@ -266,6 +266,11 @@ const fmaKernels = module(true);
 
 /** The fused multiply-add kernels when the `fma` group is on and relaxed SIMD compiles, else the plain ones. */
 const kernelsNow = () => (wasmKernelsActive('fma') && relaxedSimdAvailable() ? fmaKernels : plainKernels);
+
+/** The matmul functions `batchMatMul` & co. run now on `be` (bmm, bmmTN, bmmNT), for callers that bypass the engine. */
+export function matmulKernelsFor(be: WasmBackendLike): Record<string, WasmFunction> {
+  return kernelsNow().exportsFor(be);
+}
 
 const KERNELS = { bmm: 'EmpoBatchMatMul', bmmTN: 'EmpoBatchMatMulTN', bmmNT: 'EmpoBatchMatMulNT' } as const;
 
