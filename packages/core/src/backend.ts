@@ -1,4 +1,5 @@
 import { EmpoError } from './errors.ts';
+import { tuneGarbageCollector } from './gc.ts';
 import { log } from './log.ts';
 import { activateWebgpu, adapterPolicy, describeAdapter, probeAdapter, releaseWebgpu, type AdapterSummary } from './webgpu.ts';
 
@@ -68,9 +69,11 @@ async function activate(name: 'wasm' | 'cpu' | 'tensorflow'): Promise<string | u
  * a real (not software) GPU adapter, else wasm. `webgpu` takes a GPU adapter, else Mesa's software adapter
  * (EMPO_WEBGPU_ADAPTER=gpu forbids that). The choice and the adapter are logged, so every run says what it
  * computed on. tfjs is imported lazily so that packages using only core's files and schemas do not load it.
+ * Also sets V8's heap growing factor for tensor work (gc.ts, EMPO_HEAP_GROWING_PERCENT).
  */
 export async function selectBackend(name: BackendName, quiet = false): Promise<string> {
   parseBackendName('backend', name);
+  tuneGarbageCollector();
   const choice: BackendChoice = { backend: name, requested: name, notes: [] };
   if (name === 'auto') {
     const node = await findTfjsNode();

@@ -2,6 +2,7 @@ export * from './atomic.ts';
 export * from './backend.ts';
 export * from './config.ts';
 export * from './errors.ts';
+export * from './gc.ts';
 export * from './hash.ts';
 export * from './json.ts';
 export * from './log.ts';
