@@ -16,7 +16,7 @@ let workers: PolicyWorkers;
 beforeAll(async () => {
   await withBackend('wasm');
   policy = sharpPolicy({ seed: 41, numHeads: 4, numKvHeads: 2 });
-  workers = await PolicyWorkers.start({ workers: 2, backend: 'wasm', model: policy });
+  workers = await PolicyWorkers.start({ workers: 2, backend: 'wasm', model: policy, taskModules: [new URL('./decode-steps-task.ts', import.meta.url)] });
 });
 
 afterAll(async () => {
@@ -63,6 +63,14 @@ describe('PolicyWorkers', () => {
     expect(r2.state()).toEqual(r1.state());
     const greedy = await workers.generate(policy, prompts, { maxNewTokens: 10, temperature: 0 });
     expect(greedy).toEqual(policy.generate(prompts, { maxNewTokens: 10, temperature: 0 }));
+  });
+
+  test('the workers decode with DirectDecoder, as this thread does', async () => {
+    const steps = () => Promise.all([0, 1].map(() => workers.run<number>('test.directDecodeSteps', {})));
+    const before = (await steps()).reduce((a, b) => a + b, 0);
+    await workers.generate(policy, groups(policy), { ...OPTS, seed: 4, stopAtEos: false });
+    const after = (await steps()).reduce((a, b) => a + b, 0);
+    expect(after - before).toBe(2 * (OPTS.maxNewTokens - 1)); // each worker's part: one step per token after the first
   });
 
   test('workers use the parent\'s current weights', async () => {
