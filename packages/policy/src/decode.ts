@@ -21,7 +21,7 @@ import { elementwiseKernelsFor } from './kernels/elementwise.ts';
 import { fusedKernelsFor } from './kernels/fused.ts';
 import { matmulKernelsFor } from './kernels/matmul.ts';
 import { heapOf, wasmKernelsActive, type WasmBackendLike, type WasmFunction } from './kernels/runtime.ts';
-import { invFreq, type LayerWeights, type NewKV, type Weights } from './model.ts';
+import { invFreq, writeBiasRow, writeRopeRow, type NewKV, type Weights } from './model.ts';
 
 /** What the decoder uses of tfjs-wasm's backend beyond WasmBackendLike: tensor ids and its C functions. */
 interface DirectBackend extends WasmBackendLike {
@@ -55,8 +55,6 @@ export function directDecodeApplies(cfg: ModelConfig, w: Weights): boolean {
   const tensors = [w.embed, w.norm, w.lmHead, ...w.layers.flatMap((l) => [l.inputNorm, l.wq, l.wk, l.wv, l.bq, l.bk, l.bv, l.wo, l.postNorm, l.wGate, l.wUp, l.wDown])];
   return w.layers.every((l) => !l.outIn) && tensors.every((t) => t === null || t.dtype === 'float32');
 }
-
-const MASKED = -1e9; // as model.ts' attention bias
 
 /** One kind (keys or values) of one layer's cache: [prefix, recent] as `generate`'s extendCache keeps them. */
 interface SegmentCache {
@@ -179,27 +177,15 @@ export class DirectDecoder {
       this.copy(embed + id * D * 4, at.x + r * D * 4, 1, 0, 0, D * 4);
     }
     // cos / sin [B, 1, 1, hd] as model.ts' ropeTables
-    const half = hd / 2;
-    for (let r = 0; r < B; r++) {
-      const o = (at.cos >> 2) + r * hd;
-      const s = (at.sin >> 2) + r * hd;
-      for (let j = 0; j < half; j++) {
-        const a = Math.fround(positions[r]! * this.inv[j]!);
-        heap[o + j] = heap[o + j + half] = Math.cos(a);
-        heap[s + j] = heap[s + j + half] = Math.sin(a);
-      }
-    }
+    const cos = heap.subarray(at.cos >> 2);
+    const sin = heap.subarray(at.sin >> 2);
+    for (let r = 0; r < B; r++) writeRopeRow(this.inv, positions[r]!, cos, sin, r * hd);
     // attention bias [B, H, 1, K] (model.ts' attentionBias for one query, tiled over the heads)
     for (let b = 0; b < B; b++) {
       const valid = keyValid[b]!;
       if (valid.length !== K) throw new Error(`keyValid[${b}] has ${valid.length} entries, expected ${K}`);
       const row = (at.bias >> 2) + b * H * K;
-      let any = false;
-      for (let k = 0; k < K; k++) {
-        heap[row + k] = valid[k] ? 0 : MASKED;
-        any ||= valid[k]!;
-      }
-      if (!any) heap[row + S] = 0;
+      writeBiasRow(heap, row, K, S, valid);
       for (let h = 1; h < H; h++) heap.copyWithin(row + h * K, row, row + K);
     }
     const perBatch = B > 1 ? 1 : 0;

@@ -262,18 +262,18 @@ function ropeTables(cfg: ModelConfig, positions: number[][]): { cos: tf.Tensor4D
   const T = positions[0]!.length;
   const cos = new Float32Array(P * T * hd);
   const sin = new Float32Array(P * T * hd);
-  for (let b = 0; b < P; b++) {
-    for (let t = 0; t < T; t++) {
-      const pos = positions[b]![t]!;
-      const o = (b * T + t) * hd;
-      for (let j = 0; j < hd / 2; j++) {
-        const a = Math.fround(pos * inv[j]!);
-        cos[o + j] = cos[o + j + hd / 2] = Math.cos(a);
-        sin[o + j] = sin[o + j + hd / 2] = Math.sin(a);
-      }
-    }
-  }
+  for (let b = 0; b < P; b++) for (let t = 0; t < T; t++) writeRopeRow(inv, positions[b]![t]!, cos, sin, (b * T + t) * hd);
   return { cos: tf.tensor4d(cos, [P, T, 1, hd]), sin: tf.tensor4d(sin, [P, T, 1, hd]) };
+}
+
+/** cos and sin of rotary position `pos` (hd = 2 inv.length values each) into cos / sin from `offset` on. */
+export function writeRopeRow(inv: Float32Array, pos: number, cos: Float32Array, sin: Float32Array, offset: number): void {
+  const half = inv.length;
+  for (let j = 0; j < half; j++) {
+    const a = Math.fround(pos * inv[j]!);
+    cos[offset + j] = cos[offset + j + half] = Math.cos(a);
+    sin[offset + j] = sin[offset + j + half] = Math.sin(a);
+  }
 }
 
 /** The [hd, hd] matrix R with x @ R = rotate_half(x) (one matmul instead of slice/neg/concat). */
@@ -484,21 +484,26 @@ function attentionBias(B: number, G: number, T: number, S: number, keyValid?: bo
   for (let b = 0; b < P; b++) {
     const valid = keyValid?.[b];
     if (valid && valid.length !== K) throw new Error(`keyValid[${b}] has ${valid.length} entries, expected ${K}`);
-    for (let t = 0; t < T; t++) {
-      const row = (b * T + t) * K;
-      let any = false;
-      for (let k = 0; k < K; k++) {
-        const ok = k <= S + t && (!valid || valid[k]!);
-        if (!ok) bias[row + k] = MASKED;
-        any ||= ok;
-      }
-      if (!any) bias[row + S + t] = 0; // a padding query with no real key: let it see itself (output unused)
-    }
+    for (let t = 0; t < T; t++) writeBiasRow(bias, (b * T + t) * K, K, S + t, valid);
   }
   if (G === 1) return tf.tensor4d(bias, [P, 1, T, K]);
   const tiled = new Float32Array(P * G * T * K); // the same [T, K] block for each of the G query heads
   for (let b = 0; b < P; b++) for (let g = 0; g < G; g++) tiled.set(bias.subarray(b * T * K, (b + 1) * T * K), (b * G + g) * T * K);
   return tf.tensor4d(tiled, [P, 1, G * T, K]);
+}
+
+/**
+ * The attention bias of the query at position `query` over K keys into out[offset .. offset + K): 0 where it may
+ * attend key k (k <= query, and valid[k] when given), -1e9 elsewhere.
+ */
+export function writeBiasRow(out: Float32Array, offset: number, K: number, query: number, valid?: readonly boolean[]): void {
+  let any = false;
+  for (let k = 0; k < K; k++) {
+    const ok = k <= query && (!valid || valid[k]!);
+    out[offset + k] = ok ? 0 : MASKED;
+    any ||= ok;
+  }
+  if (!any) out[offset + query] = 0; // a padding query with no real key: let it see itself (output unused)
 }
 
 /** A layer's Linear map of h [N, in] -> [N, out], whichever layout its weights are in. */
