@@ -5,7 +5,9 @@
  * takes A, no split of one step over two threads can beat C / 2, so 2A / C is the ceiling of the speed-up.
  * Each round runs: one copy alone, two copies at once, and the real 2-worker step (bench/step.ts --workers 2),
  * so that all three see the same machine load; rounds repeat to average the load of a shared machine out.
- *   npx tsx bench/ceiling.ts [--json] [--rounds N] [--steps N] [--set key=value ...]
+ *   npx tsx bench/ceiling.ts [--json] [--rounds N] [--steps N] [--warmup W] [--set key=value ...]
+ * --warmup W: each run first takes W steps that the medians leave out (bench/step.ts --warmup; the worker threads
+ * compile their code over about ten steps, a single-worker process over fewer).
  * Reported: median step times (total, sample, train) of each case over all rounds' steps, the ceiling 2A/C,
  * the 2-worker speed-up A/W, and its share of the ceiling.
  */
@@ -18,10 +20,12 @@ const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 
 const json = args.includes('--json');
 const rounds = Number(flag('--rounds') ?? 3);
 const steps = Number(flag('--steps') ?? 5);
+const warmup = Number(flag('--warmup') ?? 0);
 const sets = args.flatMap((a, i) => (a === '--set' ? ['--set', args[i + 1]!] : []));
 for (const [name, v] of [['--rounds', rounds], ['--steps', steps]] as const) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`bench/ceiling.ts: ${name} must be a positive integer`);
 }
+if (!Number.isInteger(warmup) || warmup < 0) throw new Error('bench/ceiling.ts: --warmup must be a non-negative integer');
 const STEP = fileURLToPath(new URL('./step.ts', import.meta.url));
 
 interface StepTimes {
@@ -33,7 +37,7 @@ interface StepTimes {
 /** One bench/step.ts run; resolves with its per-step times. */
 function stepRun(workers: number): Promise<StepTimes[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', STEP, '--json', '--workers', String(workers), '--steps', String(steps), ...sets], {
+    const child = spawn(process.execPath, ['--import', 'tsx', STEP, '--json', '--workers', String(workers), '--steps', String(steps), '--warmup', String(warmup), ...sets], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -44,7 +48,7 @@ function stepRun(workers: number): Promise<StepTimes[]> {
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`bench/step.ts --workers ${workers} exited with ${code}:\n${err.slice(-2000)}`));
       const result = JSON.parse(out) as { runs: { steps: StepTimes[] }[] };
-      resolve(result.runs[0]!.steps);
+      resolve(result.runs[0]!.steps.slice(warmup));
     });
   });
 }
@@ -81,6 +85,7 @@ const result = {
   command: `npx tsx bench/ceiling.ts ${args.join(' ')}`.trim(),
   rounds,
   steps_per_run: steps,
+  warmup_steps_per_run: warmup,
   alone,
   concurrent,
   workers2,
@@ -91,7 +96,7 @@ const result = {
 if (json) console.log(JSON.stringify(result, null, 2));
 else {
   const f = (x: number) => x.toFixed(2);
-  console.log(`${result.cpus}; ${rounds} rounds of ${steps} steps; medians over all steps`);
+  console.log(`${result.cpus}; ${rounds} rounds of ${steps} steps${warmup ? ` (after ${warmup} warm-up steps)` : ''}; medians over all timed steps`);
   console.log('| | total, s | sample, s | train, s |');
   console.log('| --- | ---: | ---: | ---: |');
   console.log(`| one single-worker copy alone (A) | ${f(alone.total_s)} | ${f(alone.sample_s)} | ${f(alone.train_s)} |`);

@@ -12,7 +12,9 @@
  * (the parent, each worker, and the rest: V8's compiler and GC threads), and how long the workers waited for a core
  * (bench/threads.ts); with workers, how long they were without a task (PolicyWorkers.taskMsByThread), and for each
  * speed-up the workers' CPU for the same work against the first run's and the share of their cores' time they
- * computed (n cores' wall time = their CPU + waits for a core + time without a task). --warmup W runs W steps first that the medians
+ * computed (n cores' wall time = their CPU + waits for a core + time without a task). Each speed-up is given as
+ * the ratio of the median step times, and from the steps paired one by one: the median of the per-step ratios and
+ * the ratio of the timed steps' total times. --warmup W runs W steps first that the medians
  * and speed-ups leave out (they are printed, and checked for identical metrics): each worker thread is a V8
  * isolate that compiles its own optimized code, which takes about ten steps here (default 0). --timeline also
  * prints, per step with workers, every task each worker ran, from hand-out to reply in ms from the step's start
@@ -177,6 +179,18 @@ function timeBreakdown(base: Runner, r: Runner) {
     workers_idle_s: perStep('workers_idle_s'),
   };
 }
+/**
+ * The full step's speed-up from the steps paired one by one (the same step number ran the same rollouts on both
+ * runners, a few seconds apart): the median of the per-step ratios, and the ratio of the timed steps' total times
+ * (what a run of those steps takes). The ratio of the two medians above can pair a slow step of one runner with a
+ * fast step of the other when the steps' work or the machine's speed varies over the run; these two cannot.
+ */
+function pairedSpeedup(base: Runner, r: Runner) {
+  const a = base.steps.slice(warmup).map((s) => s.total_s!);
+  const b = r.steps.slice(warmup).map((s) => s.total_s!);
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  return { total_paired_median: median(a.map((x, i) => x / b[i]!)), total_time_ratio: sum(a) / sum(b) };
+}
 const strip = (m: MetricsRow) => ({ ...m, seconds: 0, tokens_per_second: 0 });
 const result = {
   backend,
@@ -200,7 +214,8 @@ const result = {
     median: Object.fromEntries(keysOf(r).map((k) => [k, timedMedian(r, k)])),
   })),
   /**
-   * Median full-step time of the first worker count over each other one's; with per-thread CPU times (Linux),
+   * Median full-step time of the first worker count over each other one's, and the same from the steps paired
+   * one by one (`total_paired_median`, `total_time_ratio`: see pairedSpeedup); with per-thread CPU times (Linux),
    * also where the time went over the timed steps: the CPU the workers spent on the same work as the first run's
    * threads (`work_cpu_ratio`), and the share of the n cores' time they spent computing (`capacity_used`). The
    * speed-up over a one-thread run that had its core to itself is about n x capacity_used / work_cpu_ratio.
@@ -210,6 +225,7 @@ const result = {
     total: timedMedian(runners[0]!, 'total_s') / timedMedian(r, 'total_s'),
     sample: timedMedian(runners[0]!, 'sample_s') / timedMedian(r, 'sample_s'),
     train: timedMedian(runners[0]!, 'train_s') / timedMedian(r, 'train_s'),
+    ...pairedSpeedup(runners[0]!, r),
     ...timeBreakdown(runners[0]!, r),
   })),
   /** Whether every worker count produced the same metrics (wall-clock columns aside) at every step. */
@@ -241,6 +257,7 @@ else {
   }
   for (const s of result.speedup) {
     console.log(`speed-up ${s.workers} workers: full step ${s.total.toFixed(2)}x (sample ${s.sample.toFixed(2)}x, train ${s.train.toFixed(2)}x)`);
+    console.log(`  steps paired: median of the per-step ratios ${s.total_paired_median.toFixed(2)}x; the timed steps' total time ${s.total_time_ratio.toFixed(2)}x`);
     if (s.capacity_used !== undefined) {
       console.log(
         `  the workers' CPU for the same work: ${s.work_cpu_ratio.toFixed(3)}x; they computed ${(100 * s.capacity_used).toFixed(1)}% of their cores' time ` +
