@@ -154,8 +154,11 @@ const median = (xs: number[]) => {
   if (s.length === 0) return Number.NaN;
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+/** `key` of each of a runner's steps after the warm-up. */
+const timedValues = (r: Runner, key: string) => r.steps.slice(warmup).map((s) => s[key]!);
 /** The median of `key` over a runner's steps after the warm-up. */
-const timedMedian = (r: Runner, key: string) => median(r.steps.slice(warmup).map((s) => s[key]!));
+const timedMedian = (r: Runner, key: string) => median(timedValues(r, key));
 const THREAD_KEYS = ['main_cpu_s', 'workers_cpu_s', 'workers_wait_s', 'background_cpu_s'];
 const keysOf = (r: Runner) => [
   ...['sample_s', 'cluster_s', 'train_s', 'total_s', 'serial_s', 'sample_tokens_per_s', 'train_tokens_per_s', 'cores_used'],
@@ -166,11 +169,9 @@ const keysOf = (r: Runner) => [
 /** Sums over the timed steps: the CPU of `r`'s work against `base`'s, and the share of r's cores it used. */
 function timeBreakdown(base: Runner, r: Runner) {
   if (base.threads.length !== base.steps.length || r.threads.length !== r.steps.length || r.workers < 2) return {};
-  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-  const timed = <T,>(xs: T[]) => xs.slice(warmup);
-  const workCpu = (x: Runner) => sum(timed(x.threads).map((t) => (x.pool ? sum(t.worker_cpu_s) : t.main_cpu_s)));
-  const wall = sum(timed(r.steps).map((s) => s.total_s!));
-  const perStep = (key: string) => sum(timed(r.steps).map((s) => s[key]!)) / timed(r.steps).length;
+  const workCpu = (x: Runner) => sum(x.threads.slice(warmup).map((t) => (x.pool ? sum(t.worker_cpu_s) : t.main_cpu_s)));
+  const wall = sum(timedValues(r, 'total_s'));
+  const perStep = (key: string) => sum(timedValues(r, key)) / timedValues(r, key).length;
   return {
     work_cpu_ratio: workCpu(r) / workCpu(base),
     capacity_used: workCpu(r) / (r.workers * wall),
@@ -186,9 +187,8 @@ function timeBreakdown(base: Runner, r: Runner) {
  * fast step of the other when the steps' work or the machine's speed varies over the run; these two cannot.
  */
 function pairedSpeedup(base: Runner, r: Runner) {
-  const a = base.steps.slice(warmup).map((s) => s.total_s!);
-  const b = r.steps.slice(warmup).map((s) => s.total_s!);
-  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  const a = timedValues(base, 'total_s');
+  const b = timedValues(r, 'total_s');
   return { total_paired_median: median(a.map((x, i) => x / b[i]!)), total_time_ratio: sum(a) / sum(b) };
 }
 const strip = (m: MetricsRow) => ({ ...m, seconds: 0, tokens_per_second: 0 });
