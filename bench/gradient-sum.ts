@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadConfig, selectBackend } from '@empo/core';
 import { Policy } from '@empo/policy';
-import { sumGradients } from '../packages/trainer/src/update.ts';
+import { sumGradients } from '../packages/trainer/src/gradient-sum.ts';
 import type { GradientResult } from '../packages/trainer/src/worker-tasks.ts';
 
 const args = process.argv.slice(2);

@@ -64,12 +64,14 @@ export function microBatchRanges(n: number, maxSize: number): [number, number][]
 }
 
 /**
- * The micro-batches of an update: the examples sorted by length (ties keep their order), cut by
- * microBatchRanges. Sequences of similar lengths share a micro-batch, so little of it is padding. Depends only
- * on the examples and the maximum size, never on the number of workers.
+ * The micro-batches of an update: the examples sorted by length, longest first (ties keep their order), cut by
+ * microBatchRanges. Sequences of similar lengths share a micro-batch, so little of it is padding. Longest first
+ * because that is also the order workers take them in (the last to finish are the short ones) and the order
+ * their gradients are summed in (so the sum can run while the later ones are computed). Depends only on the
+ * examples and the maximum size, never on the number of workers.
  */
 export function microBatches<T extends { ids: readonly number[] }>(examples: readonly T[], maxSize: number): T[][] {
-  const sorted = examples.map((e, i) => ({ e, i })).sort((a, b) => a.e.ids.length - b.e.ids.length || a.i - b.i).map((x) => x.e);
+  const sorted = examples.map((e, i) => ({ e, i })).sort((a, b) => b.e.ids.length - a.e.ids.length || a.i - b.i).map((x) => x.e);
   return microBatchRanges(sorted.length, maxSize).map(([a, b]) => sorted.slice(a, b));
 }
 

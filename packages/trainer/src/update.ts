@@ -8,6 +8,7 @@ import {
   type Example, type LossSettings, type MicroBatch,
 } from './gradient.ts';
 import { lossNormalizer } from './loss.ts';
+import { OrderedGradientSum } from './gradient-sum.ts';
 import type { GradientResult, GradientTask } from './worker-tasks.ts';
 
 export type { Example } from './gradient.ts';
@@ -174,7 +175,8 @@ export function policyUpdate(policy: Policy, optimizer: AdamW, examples: readonl
 
 /**
  * `policyUpdate` with the micro-batches' gradients computed by worker threads (each on its copy of the
- * policy, synced before every iteration) and summed here in micro-batch order, in float32: the same
+ * policy, synced before every iteration) and summed here in micro-batch order as they come back
+ * (OrderedGradientSum), in float32: the same
  * arithmetic as policyUpdate, so the weights and optimizer state after the update are identical to it,
  * whatever the number of workers. Clipping and the AdamW step run in this thread.
  */
@@ -205,22 +207,28 @@ export async function policyUpdateParallel(
   const outputs = gradientBuffers(workers, u.parts.length, [...policy.weights.values()].reduce((n, v) => n + v.size, 0));
   for (let iteration = 0; iteration < u.iterations; iteration++) {
     await workers.syncWeights(policy.weights);
-    // Longest micro-batches first (they are sorted by length): the last tasks to finish are short ones.
-    const tasks = u.parts.map((part, i) => ({ part, i })).reverse();
+    // Handed out in micro-batch order (longest first, see microBatches), and summed as they come back.
+    const sum = new OrderedGradientSum(policy.weights, u.parts.length);
     const results: GradientResult[] = new Array(u.parts.length);
-    await Promise.all(
-      tasks.map(async ({ part, i }) => {
-        const task: GradientTask = {
-          examples: part,
-          settings: u.settings,
-          withStats: iteration === 0,
-          old: old[i] ?? (config.old_logprobs === 'recompute' ? 'recompute' : undefined),
-          ref: ref[i] ?? (refInWorkers ? 'compute' : undefined),
-          out: outputs[i],
-        };
-        results[i] = await workers.run<GradientResult>('trainer.gradient', task);
-      }),
-    );
+    try {
+      await Promise.all(
+        u.parts.map(async (part, i) => {
+          const task: GradientTask = {
+            examples: part,
+            settings: u.settings,
+            withStats: iteration === 0,
+            old: old[i] ?? (config.old_logprobs === 'recompute' ? 'recompute' : undefined),
+            ref: ref[i] ?? (refInWorkers ? 'compute' : undefined),
+            out: outputs[i],
+          };
+          results[i] = await workers.run<GradientResult>('trainer.gradient', task);
+          sum.add(i, results[i]);
+        }),
+      );
+    } catch (e) {
+      sum.dispose();
+      throw e;
+    }
     const sums: IterationSums = { loss: 0, clipped: 0, ratioSum: 0, kl: 0 };
     for (let i = 0; i < results.length; i++) {
       const r = results[i]!;
@@ -228,7 +236,7 @@ export async function policyUpdateParallel(
       ref[i] ??= r.ref;
       addSums(sums, r);
     }
-    const grads = sumGradients(policy, results);
+    const grads = sum.take();
     if (!u.apply(iteration, grads, sums)) return u.stats(false);
   }
   return u.stats(true);
@@ -245,37 +253,6 @@ function gradientBuffers(workers: PolicyWorkers, count: number, values: number):
   if (!buffers || buffers[0]?.byteLength !== values * 4) gradientBuffersOf.set(workers, (buffers = []));
   while (buffers.length < count) buffers.push(new SharedArrayBuffer(values * 4));
   return buffers.slice(0, count);
-}
-
-/**
- * The micro-batch gradients of `results` summed per weight in micro-batch order, ((g0 + g1) + g2) + ..., with
- * tf.add: the same float32 adds as policyUpdate's accumulation, on the backend (SIMD on wasm; a plain JS loop
- * over the 1M values took 6-8 ms per micro-batch on this thread, ~20 ms of the update's serial part).
- */
-export function sumGradients(policy: Policy, results: readonly GradientResult[]): Map<string, tf.Tensor> {
-  const order = results[0]!.names;
-  if (results.some((r) => r.names.join() !== order.join())) throw new Error('policyUpdateParallel: workers disagree on the weight order');
-  const offsets = new Map<string, number>();
-  let offset = 0;
-  for (const name of order) {
-    offsets.set(name, offset);
-    offset += policy.weights.get(name)!.size;
-  }
-  const grads = new Map<string, tf.Tensor>();
-  for (const [name, v] of policy.weights) {
-    const at = offsets.get(name);
-    if (at === undefined) throw new Error(`policyUpdateParallel: no gradient for ${name}`);
-    const part = (r: GradientResult) => tf.tensor(r.grads.subarray(at, at + v.size), v.shape, 'float32');
-    let sum = part(results[0]!);
-    for (const r of results.slice(1)) {
-      const g = part(r);
-      const next = tf.add(sum, g);
-      tf.dispose([sum, g]);
-      sum = next;
-    }
-    grads.set(name, sum);
-  }
-  return grads;
 }
 
 function addSums(sums: IterationSums, r: IterationSums): void {

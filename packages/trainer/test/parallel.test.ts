@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type ClusterRow, type RolloutRow } from '@empo/core';
 import { PolicyWorkers, useBackend, type Policy } from '@empo/policy';
 import { AdamW } from '../src/adamw.ts';
-import { microBatchRanges } from '../src/gradient.ts';
+import { microBatchRanges, microBatches } from '../src/gradient.ts';
+import { OrderedGradientSum } from '../src/gradient-sum.ts';
 import { buildExamples, policyUpdate, policyUpdateParallel, type UpdateStats } from '../src/update.ts';
 import { trainerTaskModule, type GradientResult } from '../src/worker-tasks.ts';
 import { tinyPolicy } from './helpers.ts';
@@ -61,6 +62,70 @@ describe('micro-batches', () => {
     expect(microBatchRanges(20, 32)).toEqual([[0, 10], [10, 20]]);
     expect(microBatchRanges(1, 32)).toEqual([[0, 1]]);
     expect(microBatchRanges(10, 3)).toEqual([[0, 3], [3, 6], [6, 8], [8, 10]]);
+  });
+
+  it('hold the longest sequences first (the order workers take them in and their gradients are summed in)', () => {
+    const lengths = [3, 9, 5, 9, 1, 7, 5, 2];
+    const parts = microBatches(lengths.map((n, i) => ({ ids: new Array<number>(n).fill(i) })), 3);
+    // ties keep their order: the two 9s as given (examples 1 then 3), the two 5s (2 then 6)
+    expect(parts.map((p) => p.map((e) => e.ids[0]))).toEqual([[1, 3], [5, 2], [6, 0], [7, 4]]);
+  });
+});
+
+describe('OrderedGradientSum', () => {
+  const weights = new Map<string, tf.Tensor>([['a', tf.zeros([2, 3])], ['b', tf.zeros([5])]]);
+  const names = ['b', 'a']; // a worker's order need not be the map's
+  /** Random gradients whose float32 sum depends on the order of the adds. */
+  const results: GradientResult[] = Array.from({ length: 5 }, (_, i) => ({
+    loss: 0, clipped: 0, ratioSum: 0, kl: 0, names,
+    grads: Float32Array.from({ length: 11 }, (_, k) => Math.sin(i * 11 + k) * 10 ** ((k + i) % 7 - 3)),
+  }));
+  /** ((g0 + g1) + g2) + ..., per value, in float32. */
+  const expected = (name: string) => {
+    const [at, size] = name === 'b' ? [0, 5] : [5, 6];
+    const out = new Float32Array(size);
+    for (const r of results) for (let k = 0; k < size; k++) out[k] = Math.fround(out[k]! + r.grads[at + k]!);
+    return out;
+  };
+
+  it('adds in micro-batch order whatever order the gradients arrive in, without leaking tensors', async () => {
+    for (const arrival of [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]]) {
+      const count = tf.memory().numTensors;
+      const sum = new OrderedGradientSum(weights, results.length);
+      for (const i of arrival) sum.add(i, results[i]!);
+      const grads = sum.take();
+      expect(tf.memory().numTensors - count).toBe(2);
+      for (const name of ['a', 'b']) {
+        expect(grads.get(name)!.shape).toEqual(weights.get(name)!.shape);
+        expect(Buffer.from((await grads.get(name)!.data()).buffer).equals(Buffer.from(expected(name).buffer)), `${name}, arrival ${arrival}`).toBe(true);
+      }
+      tf.dispose([...grads.values()]);
+    }
+  });
+
+  it('refuses a gradient twice, an index out of range, an unknown weight, and a sum with one missing', () => {
+    const sum = new OrderedGradientSum(weights, 3);
+    sum.add(1, results[1]!);
+    expect(() => sum.add(1, results[1]!)).toThrow(/micro-batch 1 added twice/);
+    expect(() => sum.add(3, results[3]!)).toThrow(/micro-batch 3 out of 0..2/);
+    sum.add(0, results[0]!);
+    expect(() => sum.add(0, results[0]!)).toThrow(/micro-batch 0 added twice/);
+    expect(() => sum.take()).toThrow(/2 of 3 micro-batch gradients added/);
+    expect(() => sum.add(2, { ...results[2]!, names: ['a', 'b'] })).toThrow(/workers disagree on the weight order/);
+    sum.dispose();
+    const other = new OrderedGradientSum(weights, 1);
+    expect(() => other.add(0, { ...results[0]!, names: ['b', 'c'] })).toThrow(/gradient for c, which the policy does not have/);
+  });
+
+  it('after dispose (a task failed) drops its partial sum and ignores late gradients', () => {
+    const count = tf.memory().numTensors;
+    const sum = new OrderedGradientSum(weights, 2);
+    sum.add(0, results[0]!);
+    sum.dispose();
+    expect(tf.memory().numTensors).toBe(count);
+    sum.add(1, results[1]!);
+    expect(tf.memory().numTensors).toBe(count);
+    expect(() => sum.take()).toThrow(/gradients added/);
   });
 });
 
