@@ -62,6 +62,10 @@ describe('empo results', () => {
     const again = results();
     expect(again.status, again.stderr).toBe(0);
     for (const run of ['base', 'sft', 'random']) expect(again.stderr).toMatch(new RegExp(`results-${run}-s1 done`)); // evaluated again, not reused
+    // ... from models the first call trained, which the log and the file say (the base model is nobody's training)
+    for (const run of ['sft', 'random']) expect(again.stderr).toMatch(new RegExp(`results-${run}-s1 done \\(evaluated now; trained by an earlier command\\)`));
+    expect(again.stderr).toMatch(/results-base-s1 done \(\d+s\)/);
+    expect(readFileSync(join(dir, 'RESULTS.md'), 'utf8')).toMatch(/; 2 of 3 runs trained by an earlier command and evaluated again, --fresh retrains them\)/);
 
     writeGold(4);
     const sft = results();

@@ -121,7 +121,8 @@ Trains and evaluates, for each seed: ${Object.entries(methods).map(([m, d]) => `
 with the same budget (steps x questions_per_step x num_generations sequences; SFT takes as
 many optimizer steps of as many sequences), each in its own run folder results-<method>-s<seed>,
 --jobs processes at a time (default: the number of cores). Finished runs are reused, so an
-interrupted command resumes (the log and --out say which runs were reused); --fresh deletes the
+interrupted command resumes (the log and --out say which runs were reused, and which were
+trained by an earlier command and only evaluated again); --fresh deletes the
 chosen methods' and seeds' run folders first, to recompute them (after a code change, or a
 change of the task files: a run whose training questions, gold solutions or base model changed
 stops with an error until then; an evaluation made from other questions or settings is simply
@@ -156,10 +157,12 @@ ${configHelp}
       log.info(`results: --fresh: removed ${earlier.length} earlier run folder(s)${earlier.length ? `: ${earlier.map((d) => basename(d)).join(', ')}` : ''}`);
     }
     let reusedRuns = 0;
+    let reusedTrainings = 0; // runs evaluated now from a model an earlier command trained
     const started = Date.now();
     const figures = await pool(tasks.map(({ method, seed }) => async (): Promise<Omit<RunFigures, 'method' | 'seed'>> => {
       const name = runName({ method, seed });
       let ran = false; // whether this command computed anything of the run (else it was reused)
+      let trained = method === 'base'; // whether the model evaluated is this command's (the base model is nobody's)
       const run = (cmd: string[], label: string) => ((ran = true), runEmpo(cmd, label));
       const args = ['--run', name, '--seed', String(seed), ...common];
       const layout = new RunLayout(resolve(config.runs_dir), name, resolve(config.model));
@@ -176,6 +179,7 @@ ${configHelp}
             throw new EmpoError(`${name}: ${sftLog} was trained from other gold solutions or another base model than ${goldSolutions} and ${config.model} (or records neither); --fresh recomputes it`);
           }
         } else {
+          trained = true;
           await run(['sft', '--init', config.model, '--data', goldSolutions, '--out', model, '--steps', String(steps), '--batch-size', String(sequences),
             '--lr', String(config.trainer.learning_rate), '--warmup', '0', '--schedule', 'constant', '--weight-decay', '0', '--held-out', '64',
             '--eval-every', String(steps), '--seed', String(seed), ...(values.backend ? ['--backend', values.backend] : [])], name);
@@ -187,14 +191,16 @@ ${configHelp}
         const before = layout.latestCheckpointStep();
         await runEmpo(['train', '--steps', String(steps), ...args, ...extra], name); // resumes, or only reads a finished run
         evalStep = layout.latestCheckpointStep(); // earlier than --steps when a collapse guard stopped the run
-        if (evalStep !== before) ran = true;
+        if (evalStep !== before) ran = trained = true;
       }
       const summaryPath = join(layout.root, 'eval', stepName(evalStep), 'summary.json');
       // An earlier evaluation is reused only when it was made from the same questions and settings.
       const stored = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as { inputs_key?: string }) : null;
       if (stored?.inputs_key !== evalInputsKey({ ...config, seed })) await run(['eval', '--step', String(evalStep), ...evalArgs], name);
       if (!ran) reusedRuns++;
-      log.info(`results: ${name} ${ran ? 'done' : 'reused from an earlier command'} (${((Date.now() - started) / 1000).toFixed(0)}s)`);
+      else if (!trained) reusedTrainings++;
+      const what = !ran ? 'reused from an earlier command' : trained ? 'done' : 'done (evaluated now; trained by an earlier command)';
+      log.info(`results: ${name} ${what} (${((Date.now() - started) / 1000).toFixed(0)}s)`);
       return { ...(JSON.parse(readFileSync(summaryPath, 'utf8')) as Figures), evalDir: dirname(summaryPath), step: evalStep };
     }), jobs);
 
@@ -222,7 +228,8 @@ ${configHelp}
     writeFileAtomic(out, `# The paper's table in miniature
 
 Produced by \`${command}\` in ${((Date.now() - started) / 60000).toFixed(0)} minutes on this machine
-(${availableParallelism()} cores, ${jobs} runs at a time${reusedRuns ? `; ${reusedRuns} of ${tasks.length} runs reused from an earlier command, --fresh recomputes them` : ''}). Base model \`${config.model}\`; ${steps} steps of
+(${availableParallelism()} cores, ${jobs} runs at a time${reusedRuns ? `; ${reusedRuns} of ${tasks.length} runs reused from an earlier command, --fresh recomputes them` : ''}${
+  reusedTrainings ? `; ${reusedTrainings} of ${tasks.length} runs trained by an earlier command and evaluated again, --fresh retrains them` : ''}). Base model \`${config.model}\`; ${steps} steps of
 ${config.sampler.questions_per_step} questions x ${config.sampler.num_generations} samples for every RL method
 (SFT: ${steps} optimizer steps of ${sequences} gold solutions); evaluation on ${config.eval_queries}
 (held out, never trained on) with greedy decoding and k = ${k} samples at temperature ${config.evaluator.temperature}.
