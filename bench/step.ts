@@ -85,12 +85,12 @@ for (const [i, n] of workerCounts.entries()) {
 }
 
 /**
- * How far apart (s) the workers' last tasks of one kind ended in a step: how long the first to finish waited for
- * the last (NaN when not every worker ran one).
+ * How far apart (s) the workers' last tasks of one kind ('generate' counts 'generate.resume' too) ended in a step:
+ * how long the first to finish waited for the last (NaN when not every worker ran one).
  */
 function endGap(tasks: StepTask[], task: string, workers: number): number {
   const last = new Map<number, number>();
-  for (const t of tasks) if (t.task === task) last.set(t.thread, Math.max(last.get(t.thread) ?? -Infinity, t.end_ms));
+  for (const t of tasks) if (t.task === task || t.task.startsWith(`${task}.`)) last.set(t.thread, Math.max(last.get(t.thread) ?? -Infinity, t.end_ms));
   return last.size === workers ? (Math.max(...last.values()) - Math.min(...last.values())) / 1000 : Number.NaN;
 }
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -155,7 +156,8 @@ def main():
     out = {
         'torch': torch.__version__,
         'threads': torch.get_num_threads(),
-        'blas': os.path.realpath('/etc/alternatives/libblas.so.3-x86_64-linux-gnu') if os.path.exists('/etc/alternatives/libblas.so.3-x86_64-linux-gnu') else 'see torch.__config__.show()',
+        'blas': blas_in_use(),
+        'cpu_capability': getattr(getattr(torch.backends, 'cpu', None), 'get_cpu_capability', lambda: 'unknown')(),
         'train': {'batch': B, 'tokens': B * T, 'seconds': train_s, 'tokens_per_s': B * T / train_s},
         'sample': {'rows': Q * G, 'prompt_tokens': P, 'new_tokens': NEW, 'seconds': sample_s, 'tokens_per_s': Q * G * NEW / sample_s},
     }
@@ -165,6 +167,17 @@ def main():
         print(f"torch {out['torch']} ({out['blas']}), {out['threads']} thread(s)")
         print(f"train  (32 x 64 tokens, fwd + bwd + AdamW): {train_s:.3f} s, {out['train']['tokens_per_s']:.0f} tokens/s")
         print(f"sample (16 x 8 rows, 48 new tokens, KV cache): {sample_s:.3f} s, {out['sample']['tokens_per_s']:.0f} tokens/s")
+
+
+def blas_in_use():
+    """The BLAS this torch build calls: the system's libblas.so.3 alternative (Debian's python3-torch links it,
+    e.g. OpenBLAS), or the one the build names (pip wheels: MKL, linked in)."""
+    info = re.search(r'BLAS_INFO=([^,\s]+)', torch.__config__.show())
+    name = info.group(1) if info else 'unknown'
+    system = '/etc/alternatives/libblas.so.3-x86_64-linux-gnu'
+    if name != 'mkl' and os.path.exists(system):
+        return os.path.realpath(system)
+    return name
 
 
 if __name__ == '__main__':

@@ -67,6 +67,15 @@ interface SegmentCache {
   R: number;
 }
 
+/** Some rows' cache, as DirectDecoder.exportRows writes it and DirectDecoder.resume reads it. */
+export interface DecoderRows {
+  /** Positions in the prefix segment and in the recent one. */
+  P: number;
+  R: number;
+  /** Per layer, keys then values: [n, Hkv, P, hd] then [n, Hkv, R, hd]. */
+  data: Float32Array;
+}
+
 export interface DirectDecoderOptions {
   /** Rows of the batch. */
   rows: number;
@@ -277,11 +286,72 @@ export class DirectDecoder {
     c.R = 0;
   }
 
-  /** Keep only the rows `live` (indices into the current rows, ascending) of the cache. */
+  /**
+   * The cached keys and values of rows `rows` (indices into the current rows), for a decoder in another thread
+   * to go on from (`DirectDecoder.resume`): per layer, keys then values, each the prefix [n, Hkv, P, hd] then the
+   * recent segment [n, Hkv, R, hd]. P and R are the same in every layer.
+   */
+  exportRows(rows: readonly number[]): DecoderRows {
+    const { head_dim: hd, num_key_value_heads: Hkv } = this.cfg;
+    const { P, R } = this.cache[0]!.k;
+    const n = rows.length;
+    const data = new Float32Array(this.cache.length * 2 * n * Hkv * (P + R) * hd);
+    const heap = this.heap();
+    let at = 0;
+    const take = (src: number, positions: number) => {
+      const floats = Hkv * positions * hd;
+      for (const r of rows) {
+        data.set(heap.subarray((src >> 2) + r * floats, (src >> 2) + (r + 1) * floats), at);
+        at += floats;
+      }
+    };
+    for (const layer of this.cache) {
+      for (const c of [layer.k, layer.v]) {
+        take(this.offset(c.prefix), c.P);
+        if (c.R > 0) take(this.offset(c.recent[c.cur]), c.R);
+      }
+    }
+    return { P, R, data };
+  }
+
+  /** A decoder over rows another decoder exported (exportRows), at the same point of their decoding. */
+  static resume(cfg: ModelConfig, w: Weights, rows: DecoderRows, opts: DirectDecoderOptions): DirectDecoder {
+    const { head_dim: hd, num_key_value_heads: Hkv, num_hidden_layers: layers } = cfg;
+    const { P, R, data } = rows;
+    const n = opts.rows;
+    if (data.length !== layers * 2 * n * Hkv * (P + R) * hd) throw new Error(`DirectDecoder.resume: ${data.length} cached values for ${n} rows, expected ${layers * 2 * n * Hkv * (P + R) * hd}`);
+    if (R >= opts.recentSegment) throw new Error(`DirectDecoder.resume: recent segment of ${R} positions (at most ${opts.recentSegment - 1})`);
+    const part = (layer: number, kind: 0 | 1, recent: boolean) => {
+      const start = (layer * 2 + kind) * n * Hkv * (P + R) * hd + (recent ? n * Hkv * P * hd : 0);
+      return data.subarray(start, start + n * Hkv * (recent ? R : P) * hd);
+    };
+    const prefill: NewKV = {
+      k: Array.from({ length: layers }, (_, i) => tf.tensor4d(part(i, 0, false), [n, Hkv, P, hd])),
+      v: Array.from({ length: layers }, (_, i) => tf.tensor4d(part(i, 1, false), [n, Hkv, P, hd])),
+    };
+    const decoder = new DirectDecoder(cfg, w, prefill, opts);
+    if (R > 0) {
+      const heap = decoder.heap();
+      decoder.cache.forEach((layer, i) => {
+        ([layer.k, layer.v] as const).forEach((c, kind) => {
+          heap.set(part(i, kind as 0 | 1, true), decoder.offset(c.recent[0]) >> 2);
+          c.R = R;
+        });
+      });
+    }
+    return decoder;
+  }
+
+  /**
+   * Keep only the rows `live` (indices into the current rows, ascending) of the cache. When they are the first
+   * rows, the cache stays where it is (rows are its outermost dimension): the batch just gets shorter.
+   */
   dropRows(live: readonly number[]): void {
     const { head_dim: hd, num_key_value_heads: Hkv, intermediate_size: I } = this.cfg;
     const rowBytes = (n: number) => Hkv * n * hd * 4;
+    const prefix = live.every((r, i) => r === i);
     for (const layer of this.cache) {
+      if (prefix) break;
       for (const c of [layer.k, layer.v]) {
         const kept = tf.zeros([live.length, Hkv, c.P, hd]);
         this.gather(this.offset(c.prefix), this.offset(kept), live, rowBytes(c.P));

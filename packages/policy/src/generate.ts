@@ -9,11 +9,11 @@
  * gathered away) once enough of them have finished.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '@empo/core';
+import { Rng, type RngState } from '@empo/core';
 import type { ModelConfig } from './config.ts';
-import { DirectDecoder, directDecodeApplies } from './decode.ts';
+import { DirectDecoder, directDecodeApplies, type DecoderRows } from './decode.ts';
 import { concat, gatherRows } from './kernels/copy.ts';
-import { decodeFromStoredWeights, forward, preferLazyLayers, prepareWeights, tidy, type KVCache, type NewKV } from './model.ts';
+import { decodeFromStoredWeights, forward, preferLazyLayers, prepareWeights, tidy, type KVCache, type NewKV, type Weights } from './model.ts';
 import { sampleToken } from './sampling.ts';
 
 export interface GenerateOptions {
@@ -146,27 +146,75 @@ function extendCache(cache: KVCache, kv: NewKV): KVCache {
   return tidy(() => ({ k: cache.k.map((segs, i) => extend(segs, kv.k[i]!)), v: cache.v.map((segs, i) => extend(segs, kv.v[i]!)) }));
 }
 
+/**
+ * Rows that a `generate` call hands over mid-way (see HandoffControl) for `resumeGenerate` to finish, in another
+ * thread: everything their next token steps need. The call that handed them over keeps their tokens so far and
+ * reports them unfinished; the resumed call's tokens follow those.
+ */
+export interface RowHandoff {
+  /** The rows, as indices into the handing call's prompts. */
+  rows: number[];
+  /** The step whose sampled token each row feeds next (`next`), at position promptLength + step. */
+  step: number;
+  next: number[];
+  promptLengths: number[];
+  /** Per row, which cached positions are real keys (left padding is not), as `forward`'s keyValid. */
+  keyValid: boolean[][];
+  /** Each row's sampling generator, as it is now (null: greedy). */
+  rngs: (RngState | null)[];
+  cache: DecoderRows;
+  /** The handing call's padded prompt length and sampling settings. */
+  Lmax: number;
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  stopAtEos: boolean;
+}
+
+/**
+ * How a caller asks a running `generate` to hand over rows (PolicyWorkers: another worker fell idle). Polled
+ * between token steps; when it answers true and the call has at least two running rows and a few steps left, the
+ * call hands over the second half of its running rows through `send`. Only the DirectDecoder path hands over.
+ */
+export interface HandoffControl {
+  poll(): boolean;
+  send(handoff: RowHandoff): void;
+}
+
+/**
+ * No handover of less work than this many row-steps (rows handed over x token steps left at most): moving the rows
+ * costs a few ms (their cache out and in, a new task), about what 64 row-steps of decoding cost on the tiny model.
+ */
+const MIN_HANDOFF_WORK = 64;
+
+/** The decoding state of a generate call between token steps. */
+interface Decoding {
+  /** Batch rows -> sequence index (rows of finished sequences are dropped in batches). */
+  rows: number[];
+  keyValid: boolean[][];
+  /** The tokens fed at the next step, one per row, and that step's index. */
+  next: number[];
+  step: number;
+  direct: DirectDecoder | null;
+  cache: KVCache | null;
+  logits: tf.Tensor | null;
+}
+
 /** Batched generation with a KV cache. */
-export function generate(m: GenerationModel, prompts: number[][], opts: GenerateOptions): GenerateResult {
+export function generate(m: GenerationModel, prompts: number[][], opts: GenerateOptions, handoff?: HandoffControl): GenerateResult {
   const p = plan(m, prompts, opts);
   if (p.B === 0 || opts.maxNewTokens === 0) return p.result;
   const cfg = m.config;
-  // Linear weights transposed once and reused every step, unless the model's matrices are large: then they are
-  // used as stored, through `linear`, which transposes each step's few rows of activations instead.
-  const w = tidy(() => prepareWeights(cfg, m.weights, { lazyLayers: preferLazyLayers(cfg), transposed: !decodeFromStoredWeights(cfg) }));
-  let cache: KVCache | null = null;
-  let direct: DirectDecoder | null = null;
-  let logits: tf.Tensor | null = null;
+  const w = prepare(m);
+  const s: Decoding = { rows: prompts.map((_, i) => i), keyValid: [], next: [], step: 0, direct: null, cache: null, logits: null };
   try {
-    // Batch rows -> sequence index; rows of finished sequences are dropped in batches.
-    let rows = prompts.map((_, i) => i);
     const pad = (i: number): number => p.Lmax - p.lens[i]!;
-    let keyValid = rows.map((i) => Array.from({ length: p.Lmax }, (_, j) => j >= pad(i)));
+    s.keyValid = s.rows.map((i) => Array.from({ length: p.Lmax }, (_, j) => j >= pad(i)));
     // Prefill each distinct prompt once (several samples per prompt are the common case), then copy
     // its cache rows and last logits to every row that has that prompt.
     const firstOf = new Map<string, number>(); // prompt -> index in `uniq`
     const uniq: number[] = []; // a representative sequence index per distinct prompt
-    const rowToUniq = rows.map((i) => {
+    const rowToUniq = s.rows.map((i) => {
       const key = prompts[i]!.join(',');
       if (!firstOf.has(key)) {
         firstOf.set(key, uniq.length);
@@ -181,71 +229,183 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
         {
           ids: uniq.map((i) => [...new Array<number>(pad(i)).fill(m.padId), ...prompts[i]!]), // [U, Lmax] left-padded
           positions: uniq.map((i) => Array.from({ length: p.Lmax }, (_, j) => Math.max(0, j - pad(i)))),
-          keyValid: uniq.map((i) => keyValid[i]!),
+          keyValid: uniq.map((i) => s.keyValid[i]!),
         },
         { lastOnly: true },
       );
-      if (uniq.length === rows.length) return out;
+      if (uniq.length === s.rows.length) return out;
       const expand = <T extends tf.Tensor>(t: T) => gatherRows(t, rowToUniq); // [U, ...] -> [B, ...]
       return { logits: expand(out.logits), kv: { k: out.kv.k.map(expand), v: out.kv.v.map(expand) } };
     });
     // Token steps: DirectDecoder where it applies (the same kernels without the engine), else the tfjs forward.
     if (directDecodeApplies(cfg, w)) {
-      direct = new DirectDecoder(cfg, w, prefill.kv, { rows: rows.length, maxKeys: p.Lmax + opts.maxNewTokens, recentSegment: RECENT_SEGMENT });
+      s.direct = new DirectDecoder(cfg, w, prefill.kv, { rows: s.rows.length, maxKeys: p.Lmax + opts.maxNewTokens, recentSegment: RECENT_SEGMENT });
     } else {
-      cache = { k: prefill.kv.k.map((t) => [t]), v: prefill.kv.v.map((t) => [t]) };
+      s.cache = { k: prefill.kv.k.map((t) => [t]), v: prefill.kv.v.map((t) => [t]) };
     }
-    logits = prefill.logits; // [B, V]
-    let data = logits.dataSync() as Float32Array;
-    logits.dispose();
-    logits = null;
-    for (let step = 0; ; step++) {
-      let next = sampleStep(m, p, data, rows);
-      if (step === opts.maxNewTokens - 1) break;
-      const live = rows.flatMap((i, r) => (p.result.finished[i] ? [] : [r]));
-      if (live.length === 0) break;
-      if (rows.length - live.length >= Math.max(1, rows.length / 8)) {
-        // Drop finished rows: gather the live rows of every cached tensor.
-        if (direct) direct.dropRows(live);
-        else {
-          const old: KVCache = cache!;
-          cache = tidy(() => {
-            const pick = (segs: tf.Tensor4D[]): tf.Tensor4D[] => segs.map((t) => gatherRows(t, live));
-            return { k: old.k.map(pick), v: old.v.map(pick) };
-          });
-          disposeCache(old);
-        }
-        rows = live.map((r) => rows[r]!);
-        keyValid = live.map((r) => keyValid[r]!);
-        next = live.map((r) => next[r]!);
-      }
-      for (const kv of keyValid) kv.push(true);
-      const positions = rows.map((i) => p.lens[i]! + step);
-      if (direct) {
-        data = direct.step(next, positions, keyValid);
-        continue;
-      }
-      const prev: KVCache = cache!;
-      const res = tidy(() => forward(cfg, w, { ids: next.map((t) => [t]), positions: positions.map((pos) => [pos]), keyValid }, { cache: prev, lastOnly: true }));
-      logits = res.logits;
-      cache = extendCache(prev, res.kv);
-      // Free what the new cache does not reuse.
-      const kept = new Set([...cache.k.flat(), ...cache.v.flat()]);
-      tf.dispose([...prev.k.flat(), ...prev.v.flat(), ...res.kv.k, ...res.kv.v].filter((t) => !kept.has(t)));
-      data = logits.dataSync() as Float32Array;
-      logits.dispose();
-      logits = null;
-    }
+    s.logits = prefill.logits; // [B, V]
+    const data = s.logits.dataSync() as Float32Array;
+    s.logits.dispose();
+    s.logits = null;
+    tokenSteps(m, p, w, opts.maxNewTokens, s, data, handoff);
   } finally {
-    disposeCache(cache);
-    direct?.dispose();
-    logits?.dispose();
-    // Dispose what prepareWeights created, not the model's own weights (some are passed through as is).
-    const own = new Set<tf.Tensor>(m.weights.values());
-    const made = [w.embed, w.norm, w.lmHead, w.rot, ...w.layers.flatMap((l) => Object.values(l) as (tf.Tensor | null)[])];
-    tf.dispose(made.filter((t): t is tf.Tensor => t instanceof tf.Tensor && !own.has(t)));
+    release(m, w, s);
   }
   return p.result;
+}
+
+/**
+ * Go on decoding rows that a generate call handed over (RowHandoff), from where it left them, to the same
+ * tokens and log-probs it would have drawn: returns the rest of each row's tokens (the handing call's result
+ * holds those before). Needs the DirectDecoder path (wasm with this package's kernels), as the handing call had.
+ */
+export function resumeGenerate(m: GenerationModel, h: RowHandoff, handoff?: HandoffControl): GenerateResult {
+  const n = h.rows.length;
+  const p: Plan = {
+    B: n,
+    V: m.config.vocab_size,
+    lens: h.promptLengths,
+    Lmax: h.Lmax,
+    temperature: h.temperature,
+    topP: h.topP,
+    stopAtEos: h.stopAtEos,
+    rngs: h.rngs.map((state) => (state ? new Rng(state) : null)),
+    result: { tokens: h.rows.map(() => []), logprobs: h.rows.map(() => []), finished: h.rows.map(() => false) },
+  };
+  if ([h.next, h.promptLengths, h.keyValid, h.rngs].some((a) => a.length !== n)) throw new Error(`resumeGenerate: the handoff's per-row fields do not all have ${n} rows`);
+  const w = prepare(m);
+  const s: Decoding = { rows: h.rows.map((_, i) => i), keyValid: h.keyValid, next: h.next, step: h.step, direct: null, cache: null, logits: null };
+  try {
+    if (!directDecodeApplies(m.config, w)) throw new Error('resumeGenerate: rows handed over need the direct decoding path (wasm backend, all kernel groups on)');
+    s.direct = DirectDecoder.resume(m.config, w, h.cache, { rows: n, maxKeys: h.Lmax + h.maxNewTokens, recentSegment: RECENT_SEGMENT });
+    tokenSteps(m, p, w, h.maxNewTokens, s, null, handoff);
+  } finally {
+    release(m, w, s);
+  }
+  return p.result;
+}
+
+/**
+ * Linear weights transposed once and reused every step, unless the model's matrices are large: then they are
+ * used as stored, through `linear`, which transposes each step's few rows of activations instead. The last
+ * model's prepared weights are kept for the next call while none of its weights changed (a tf.Variable gets a
+ * new data id on every assign), so that a call (a worker's part of a batch, rows handed over) does not transpose
+ * them again: on the tiny default that is 6-12 ms a call. One model's are kept at a time (a call on another
+ * model, or releasePreparedWeights, disposes them); layers prepared on demand (large models) are not kept.
+ */
+function prepare(m: GenerationModel): Weights {
+  const cfg = m.config;
+  const lazyLayers = preferLazyLayers(cfg);
+  if (lazyLayers) return tidy(() => prepareWeights(cfg, m.weights, { lazyLayers, transposed: !decodeFromStoredWeights(cfg) }));
+  const ids = [...m.weights.values()].map((t) => t.dataId as object);
+  if (kept?.weights === m.weights && kept.ids.length === ids.length && kept.ids.every((id, i) => id === ids[i]) && !kept.made.some((t) => t.isDisposed)) return kept.w;
+  if (kept) releasePreparedWeights(kept.weights);
+  const w = tidy(() => prepareWeights(cfg, m.weights, { transposed: !decodeFromStoredWeights(cfg) }));
+  kept = { weights: m.weights, ids, w, made: madeBy(m, w) };
+  return w;
+}
+
+/** The prepared weights kept (see prepare), with the tensors prepareWeights made for them. */
+let kept: { weights: ReadonlyMap<string, tf.Tensor>; ids: object[]; w: Weights; made: tf.Tensor[] } | null = null;
+
+/** What prepareWeights created, not the model's own weights (some are passed through as is). */
+function madeBy(m: GenerationModel, w: Weights): tf.Tensor[] {
+  const own = new Set<tf.Tensor>(m.weights.values());
+  const all = [w.embed, w.norm, w.lmHead, w.rot, ...w.layers.flatMap((l) => Object.values(l) as (tf.Tensor | null)[])];
+  return all.filter((t): t is tf.Tensor => t instanceof tf.Tensor && !own.has(t));
+}
+
+/** Dispose the prepared weights kept for `weights`, if any (Policy.dispose calls it; a later generate prepares anew). */
+export function releasePreparedWeights(weights: ReadonlyMap<string, tf.Tensor>): void {
+  if (kept?.weights !== weights) return;
+  tf.dispose(kept.made);
+  kept = null;
+}
+
+function release(m: GenerationModel, w: Weights, s: Decoding): void {
+  disposeCache(s.cache);
+  s.direct?.dispose();
+  s.logits?.dispose();
+  if (kept?.w !== w) tf.dispose(madeBy(m, w)); // prepared for this call only
+}
+
+/**
+ * The token steps: sample each row's token of step s.step from `data` (the logits of the step before; null when
+ * s.next already holds them, as in a resumed call), stop or drop finished rows, maybe hand rows over, feed the
+ * tokens, and so on.
+ */
+function tokenSteps(m: GenerationModel, p: Plan, w: Weights, maxNewTokens: number, s: Decoding, data: Float32Array | null, handoff?: HandoffControl): void {
+  const cfg = m.config;
+  for (;;) {
+    if (data) {
+      s.next = sampleStep(m, p, data, s.rows);
+      if (s.step === maxNewTokens - 1) return;
+      const live = s.rows.flatMap((i, r) => (p.result.finished[i] ? [] : [r]));
+      if (live.length === 0) return;
+      if (s.rows.length - live.length >= Math.max(1, s.rows.length / 8)) keepRows(s, live);
+      if (s.direct && handoff?.poll()) handOver(p, s, maxNewTokens, handoff);
+    }
+    for (const kv of s.keyValid) kv.push(true);
+    const positions = s.rows.map((i) => p.lens[i]! + s.step);
+    s.step++;
+    if (s.direct) {
+      data = s.direct.step(s.next, positions, s.keyValid);
+      continue;
+    }
+    const prev: KVCache = s.cache!;
+    const res = tidy(() => forward(cfg, w, { ids: s.next.map((t) => [t]), positions: positions.map((pos) => [pos]), keyValid: s.keyValid }, { cache: prev, lastOnly: true }));
+    s.logits = res.logits;
+    s.cache = extendCache(prev, res.kv);
+    // Free what the new cache does not reuse.
+    const kept = new Set([...s.cache.k.flat(), ...s.cache.v.flat()]);
+    tf.dispose([...prev.k.flat(), ...prev.v.flat(), ...res.kv.k, ...res.kv.v].filter((t) => !kept.has(t)));
+    data = s.logits.dataSync() as Float32Array;
+    s.logits.dispose();
+    s.logits = null;
+  }
+}
+
+/** Keep only the batch rows `keep` (indices into s.rows, ascending): gather their cache rows. */
+function keepRows(s: Decoding, keep: readonly number[]): void {
+  if (s.direct) s.direct.dropRows(keep);
+  else {
+    const old: KVCache = s.cache!;
+    s.cache = tidy(() => {
+      const pick = (segs: tf.Tensor4D[]): tf.Tensor4D[] => segs.map((t) => gatherRows(t, keep));
+      return { k: old.k.map(pick), v: old.v.map(pick) };
+    });
+    disposeCache(old);
+  }
+  s.rows = keep.map((r) => s.rows[r]!);
+  s.keyValid = keep.map((r) => s.keyValid[r]!);
+  s.next = keep.map((r) => s.next[r]!);
+}
+
+/**
+ * Hand the second half of the running rows over (see HandoffControl), when that is enough work. The batch keeps
+ * its rows before the first one handed over (finished ones too, until the next drop): a prefix of the cache,
+ * which stays where it is.
+ */
+function handOver(p: Plan, s: Decoding, maxNewTokens: number, handoff: HandoffControl): void {
+  const live = s.rows.flatMap((i, r) => (p.result.finished[i] ? [] : [r]));
+  const give = live.slice(live.length - Math.floor(live.length / 2));
+  if (give.length === 0 || give.length * (maxNewTokens - 1 - s.step) < MIN_HANDOFF_WORK) return;
+  const h: RowHandoff = {
+    rows: give.map((r) => s.rows[r]!),
+    step: s.step,
+    next: give.map((r) => s.next[r]!),
+    promptLengths: give.map((r) => p.lens[s.rows[r]!]!),
+    keyValid: give.map((r) => [...s.keyValid[r]!]),
+    rngs: give.map((r) => p.rngs[s.rows[r]!]?.state() ?? null),
+    cache: s.direct!.exportRows(give),
+    Lmax: p.Lmax,
+    maxNewTokens,
+    temperature: p.temperature,
+    topP: p.topP,
+    stopAtEos: p.stopAtEos,
+  };
+  keepRows(s, Array.from({ length: give[0]! }, (_, r) => r));
+  handoff.send(h);
 }
 
 /** Reference implementation: a full forward over the whole (left-padded) batch for every new token. */

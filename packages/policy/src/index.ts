@@ -61,11 +61,23 @@ export { applyChatTemplate, hasChatTemplate, type ChatMessage, type ChatTemplate
 export { formatMemory, memoryReport, peakMemoryMB, resetPeakMemory, rssMB, type MemoryReport } from './memory.ts';
 export { sampleToken, type Sample } from './sampling.ts';
 export { directDecodeSteps, setDirectDecode } from './decode.ts';
-export { generate, generateUncached, rowSeeds, type GenerateOptions, type GenerateResult, type GenerationModel } from './generate.ts';
+export {
+  generate,
+  generateUncached,
+  releasePreparedWeights,
+  resumeGenerate,
+  rowSeeds,
+  type GenerateOptions,
+  type GenerateResult,
+  type GenerationModel,
+  type HandoffControl,
+  type RowHandoff,
+} from './generate.ts';
 export { completionLogprobs, fusedLogprobs, sequenceLogits, sequenceLogprobs, type LogprobOptions } from './logprobs.ts';
 export { Policy, type PolicyOptions, type PromptOptions, type SaveOptions } from './policy.ts';
 export { PolicyWorkers, defaultWorkerCount, splitRuns, startWorkers, type PolicyWorkersOptions, type TaskRecord } from './workers/pool.ts';
-export type { TaskHandler, TaskModule, WorkerModel } from './workers/protocol.ts';
+export type { TaskContext, TaskHandler, TaskModule, WorkerModel } from './workers/protocol.ts';
+export type { HandoffMode } from './workers/split-generate.ts';
 export { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
 export { readInto } from './kernels/copy.ts';
 export { setWasmKernels, wasmKernelsActive, type KernelGroup } from './kernels/runtime.ts';

@@ -16,7 +16,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat.ts';
 import { ConfigError, configToJson, eosIds, readModelConfig, type ModelConfig } from './config.ts';
-import { generate, generateUncached, type GenerateOptions, type GenerateResult, type GenerationModel } from './generate.ts';
+import { generate, generateUncached, releasePreparedWeights, type GenerateOptions, type GenerateResult, type GenerationModel } from './generate.ts';
 import { completionLogprobs, sequenceLogits, sequenceLogprobs, type LogprobOptions } from './logprobs.ts';
 import { initWeights, weightSpecs, type WeightSpec } from './model.ts';
 import { SafetensorsError, SafetensorsReader, tensorBytes, writeSafetensors, type HostTensor, type LazyTensor } from './safetensors.ts';
@@ -267,6 +267,7 @@ export class Policy implements GenerationModel {
 
   dispose(): void {
     if (this.disposed) return;
+    releasePreparedWeights(this.vars);
     for (const v of this.vars.values()) v.dispose();
     this.vars.clear();
     this.disposed = true;

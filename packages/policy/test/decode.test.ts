@@ -89,6 +89,30 @@ describe('DirectDecoder', () => {
     await withBackend('wasm');
   });
 
+  test('prepared (transposed) weights are kept while the weights stay, prepared again after an assign, released by dispose', () => {
+    const n0 = tf.memory().numTensors;
+    const p = sharpPolicy({ seed: 46 });
+    const prompts = TEXTS.map((s) => p.tokenizer.encode(s));
+    const opts = { maxNewTokens: 12, temperature: 0, stopAtEos: false };
+    const a = p.generate(prompts, opts);
+    const kept = tf.memory().numTensors;
+    expect(p.generate(prompts, opts)).toEqual(a);
+    expect(tf.memory().numTensors).toBe(kept); // nothing prepared again
+    const v = p.namedVariables().get('model.layers.0.mlp.up_proj.weight')!;
+    tf.tidy(() => v.assign(tf.mul(v, -1)));
+    const b = p.generate(prompts, opts);
+    expect(b.tokens).toEqual(p.generateUncached(prompts, opts).tokens); // the new weights, not the kept copies
+    expect(b.tokens).not.toEqual(a.tokens);
+    expect(tf.memory().numTensors).toBe(kept); // the old copies are gone
+    const q = sharpPolicy({ seed: 47 });
+    const withQ = tf.memory().numTensors;
+    q.generate(prompts, opts);
+    expect(tf.memory().numTensors).toBe(withQ); // one model's copies kept at a time: p's went, q's came
+    q.dispose();
+    p.dispose();
+    expect(tf.memory().numTensors).toBe(n0);
+  });
+
   test('leaves no tensor behind', () => {
     const p = sharpPolicy({ seed: 45 });
     const prompts = TEXTS.map((s) => p.tokenizer.encode(s));

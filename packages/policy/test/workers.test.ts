@@ -1,13 +1,15 @@
 /**
  * PolicyWorkers: generation split across worker threads (each with its own wasm backend) gives exactly what
  * one generate() call gives, whatever the number of workers; weights follow the parent's; errors come back;
- * close() ends the threads. Also: splitting a batch by hand with rowSeeds/padTo is exact (in this thread).
+ * close() ends the threads; rows handed over between workers mid-way decode on to the same tokens. Also:
+ * splitting a batch by hand with rowSeeds/padTo, and handing rows over with resumeGenerate, is exact (in this
+ * thread).
  */
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { PolicyWorkers, rowSeeds, splitRuns, type Policy } from '../src/index.ts';
+import { generate, PolicyWorkers, resumeGenerate, rowSeeds, splitRuns, type GenerateOptions, type GenerateResult, type HandoffControl, type Policy, type RowHandoff } from '../src/index.ts';
 import { sharpPolicy, withBackend } from './helpers.ts';
 
 let policy: Policy;
@@ -43,6 +45,66 @@ describe('splitting a batch', () => {
     expect(parts.flatMap((r) => r.finished)).toEqual(whole.finished);
   });
 
+  /**
+   * `call` with a control that asks for rows at the polls numbered in `asks` (one poll per token step); each
+   * handoff finished by resumeGenerate (asking again at its first poll while `depth` > 0). Returns the merged
+   * result, and counts the handoffs and the rows that went on decoding after one.
+   */
+  function withHandoffs(call: (c: HandoffControl) => GenerateResult, asks: number[], depth: number, seen: { handoffs: number; continued: number }): GenerateResult {
+    const handoffs: RowHandoff[] = [];
+    let polls = 0;
+    const r = call({ poll: () => asks.includes(polls++), send: (h) => handoffs.push(h) });
+    const out: GenerateResult = { tokens: r.tokens.map((t) => [...t]), logprobs: r.logprobs.map((l) => [...l]), finished: [...r.finished] };
+    for (const h of handoffs) {
+      seen.handoffs++;
+      const rest = withHandoffs((c) => resumeGenerate(policy, h, c), depth > 0 ? [0] : [], depth - 1, seen);
+      h.rows.forEach((row, j) => {
+        expect(out.finished[row]).toBe(false); // the handing call reports a row it handed over unfinished
+        if (rest.tokens[j]!.length > 0) seen.continued++;
+        out.tokens[row]!.push(...rest.tokens[j]!);
+        out.logprobs[row]!.push(...rest.logprobs[j]!);
+        out.finished[row] = rest.finished[j]!;
+      });
+    }
+    return out;
+  }
+
+  test('rows handed over mid-way and decoded on by resumeGenerate give exactly the tokens of one call', () => {
+    const prompts = groups(policy, 4); // 16 rows, prompts of different lengths
+    const cases: [GenerateOptions, number[], number][] = [
+      [{ ...OPTS, maxNewTokens: 40, seed: 7 }, [0], 0], // right after the prefill: no recent cache segment yet
+      [{ ...OPTS, maxNewTokens: 48, seed: 8, stopAtEos: false }, [5], 2], // mid-segment, and handed on twice more
+      [{ maxNewTokens: 40, temperature: 0, stopAtEos: false }, [18], 1], // after a segment merge (16 positions), greedy
+      [{ ...OPTS, maxNewTokens: 40, seed: 9, stopAtEos: false }, [3, 20], 0], // twice from the same call
+    ];
+    for (const [opts, asks, depth] of cases) {
+      const whole = policy.generate(prompts, opts);
+      const seen = { handoffs: 0, continued: 0 };
+      const merged = withHandoffs((c) => generate(policy, prompts, opts, c), asks, depth, seen);
+      expect(merged).toEqual(whole);
+      expect(seen.handoffs).toBeGreaterThanOrEqual(asks.length + depth);
+      expect(seen.continued).toBeGreaterThan(0);
+    }
+  });
+
+  test('no handover with fewer than two running rows or too few steps left; a bad handoff is refused', () => {
+    const prompts = groups(policy, 1).slice(0, 1);
+    const sent: RowHandoff[] = [];
+    generate(policy, prompts, { ...OPTS, seed: 1 }, { poll: () => true, send: (h) => sent.push(h) });
+    expect(sent).toEqual([]); // one row
+    const two = groups(policy, 2);
+    const r = generate(policy, two, { ...OPTS, maxNewTokens: 4, seed: 1, stopAtEos: false }, { poll: () => true, send: (h) => sent.push(h) });
+    expect(sent).toEqual([]); // 4 new tokens: never 4 steps left after a sampled token
+    expect(r.tokens.every((t) => t.length === 4)).toBe(true);
+    let handoff: RowHandoff | undefined;
+    let asked = false;
+    generate(policy, two, { ...OPTS, seed: 2 }, { poll: () => !asked && (asked = true), send: (h) => (handoff = h) });
+    expect(handoff).toBeDefined();
+    const cut = { ...handoff!, cache: { ...handoff!.cache, data: handoff!.cache.data.subarray(1) } };
+    expect(() => resumeGenerate(policy, cut)).toThrow(/DirectDecoder.resume: \d+ cached values for \d+ rows, expected/);
+    expect(() => resumeGenerate(policy, { ...handoff!, next: [] })).toThrow(/resumeGenerate: the handoff's per-row fields/);
+  });
+
   test('splitRuns cuts between runs of equal prompts into about equal parts', () => {
     const p = (id: number) => [id];
     expect(splitRuns([p(1), p(1), p(2), p(2), p(3), p(3), p(4), p(4)], 2)).toEqual([[0, 4], [4, 8]]);
@@ -65,10 +127,25 @@ describe('PolicyWorkers', () => {
     expect(greedy).toEqual(policy.generate(prompts, { maxNewTokens: 10, temperature: 0 }));
   });
 
+  test('rows handed over between the workers (every task hands over at its first chance) give the same bits', async () => {
+    const prompts = groups(policy, 6);
+    for (const opts of [{ ...OPTS, maxNewTokens: 30, seed: 12 }, { maxNewTokens: 40, temperature: 0, stopAtEos: false }]) {
+      const local = policy.generate(prompts, opts);
+      workers.recordTasks();
+      expect(await workers.generate(policy, prompts, opts, 'always')).toEqual(local);
+      const tasks = workers.takeTaskLog().map((t) => t.task);
+      expect(tasks.filter((t) => t === 'generate')).toHaveLength(2);
+      expect(tasks.filter((t) => t === 'generate.resume').length).toBeGreaterThanOrEqual(4); // handed on and on
+      expect(await workers.generate(policy, prompts, opts, 'off')).toEqual(local);
+      expect(workers.takeTaskLog().map((t) => t.task)).toEqual(['generate', 'generate']);
+      workers.recordTasks(false);
+    }
+  });
+
   test('the workers decode with DirectDecoder, as this thread does', async () => {
     const steps = () => Promise.all([0, 1].map(() => workers.run<number>('test.directDecodeSteps', {})));
     const before = (await steps()).reduce((a, b) => a + b, 0);
-    await workers.generate(policy, groups(policy), { ...OPTS, seed: 4, stopAtEos: false });
+    await workers.generate(policy, groups(policy), { ...OPTS, seed: 4, stopAtEos: false }, 'off');
     const after = (await steps()).reduce((a, b) => a + b, 0);
     expect(after - before).toBe(2 * (OPTS.maxNewTokens - 1)); // each worker's part: one step per token after the first
   });

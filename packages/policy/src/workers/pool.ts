@@ -20,6 +20,7 @@ import { log } from '@empo/core';
 import type { ModelConfig } from '../config.ts';
 import { readInto } from '../kernels/copy.ts';
 import { rowSeeds, type GenerateOptions, type GenerateResult, type GenerationModel } from '../generate.ts';
+import { splitGenerate, type HandoffMode } from './split-generate.ts';
 import { INIT_ID, type FromWorker, type InitReply, type TensorSlot, type ToWorker } from './protocol.ts';
 
 export interface PolicyWorkersOptions {
@@ -65,6 +66,8 @@ export interface TaskRecord {
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
+  /** What the task posts while it runs (TaskContext.post). */
+  progress?: (value: unknown) => void;
 }
 
 interface Thread {
@@ -176,12 +179,15 @@ export class PolicyWorkers {
     this.buffers.set(slot, { buffer, synced: dataIds });
   }
 
-  /** Run task `task` (a built-in or a task module's) on the next idle worker; resolves with its result. */
-  run<T>(task: string, payload: unknown, transfer: TransferListItem[] = []): Promise<T> {
+  /**
+   * Run task `task` (a built-in or a task module's) on the next idle worker; resolves with its result.
+   * `onProgress` gets what the task posts while it runs (TaskContext.post).
+   */
+  run<T>(task: string, payload: unknown, transfer: TransferListItem[] = [], onProgress?: (value: unknown) => void): Promise<T> {
     if (this.closed) return Promise.reject(new Error('PolicyWorkers: closed'));
     if (this.active++ === 0) this.busySince = performance.now();
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ message: { type: 'task', task, payload }, transfer, pending: { resolve: resolve as (v: unknown) => void, reject } });
+      this.queue.push({ message: { type: 'task', task, payload }, transfer, pending: { resolve: resolve as (v: unknown) => void, reject, progress: onProgress } });
       this.pump();
     }).finally(() => {
       if (--this.active === 0) {
@@ -234,23 +240,23 @@ export class PolicyWorkers {
    * contiguous part per worker (between runs of equal prompts where possible, so each distinct prompt is still
    * prefilled once), each part with its rows' own seeds and the whole batch's padded length, so every row
    * computes and draws exactly what it would in one call. An Rng passed as `seed` is advanced as generate would.
+   * When a worker falls idle while another part still decodes, that part hands half of its running rows over
+   * to it (split-generate.ts; `handoff`: 'auto', default; 'off'; 'always', for tests).
    */
-  async generate(model: GenerationModel, prompts: number[][], opts: GenerateOptions): Promise<GenerateResult> {
+  async generate(model: GenerationModel, prompts: number[][], opts: GenerateOptions, handoff: HandoffMode = defaultHandoff()): Promise<GenerateResult> {
     const seeds = opts.rowSeeds ?? (opts.seed === undefined ? undefined : rowSeeds(opts.seed, prompts.length));
     if (prompts.length === 0) return { tokens: [], logprobs: [], finished: [] };
     const padTo = Math.max(opts.padTo ?? 0, ...prompts.map((p) => p.length));
     await this.syncWeights(model.weights);
     const { seed: _seed, ...rest } = opts;
-    const results = await Promise.all(
-      splitRuns(prompts, this.size).map(([a, b]) =>
-        this.run<GenerateResult>('generate', { prompts: prompts.slice(a, b), opts: { ...rest, rowSeeds: seeds?.slice(a, b), padTo } }),
-      ),
+    return splitGenerate(
+      (task, payload, onProgress) => this.run<GenerateResult>(task, payload, [], onProgress),
+      this.size,
+      prompts,
+      splitRuns(prompts, this.size),
+      ([a, b]) => ({ ...rest, rowSeeds: seeds?.slice(a, b), padTo }),
+      handoff,
     );
-    return {
-      tokens: results.flatMap((r) => r.tokens),
-      logprobs: results.flatMap((r) => r.logprobs),
-      finished: results.flatMap((r) => r.finished),
-    };
   }
 
   /** End the workers (tasks still queued or running are rejected). */
@@ -279,6 +285,14 @@ export class PolicyWorkers {
     t.worker.on('message', (msg: FromWorker) => {
       const p = t.pending.get(msg.id);
       if (!p) return;
+      if (msg.type === 'progress') {
+        try {
+          p.progress?.(msg.value);
+        } catch (e) {
+          log.warn(`PolicyWorkers: a progress handler failed: ${(e as Error).message}`);
+        }
+        return;
+      }
       t.pending.delete(msg.id);
       if (t.pending.size === 0) t.worker.unref();
       if (msg.type === 'result') p.resolve(msg.value);
@@ -295,10 +309,10 @@ export class PolicyWorkers {
   }
 
   /** Post a message (its id set to `id`) to one thread; resolves with the reply. */
-  private send(t: Thread, id: number, msg: ToWorker, transfer: TransferListItem[] = []): Promise<unknown> {
+  private send(t: Thread, id: number, msg: ToWorker, transfer: TransferListItem[] = [], progress?: (value: unknown) => void): Promise<unknown> {
     if (t.failed) return Promise.reject(t.failed);
     return new Promise<unknown>((resolve, reject) => {
-      t.pending.set(id, { resolve, reject });
+      t.pending.set(id, { resolve, reject, progress });
       t.worker.ref(); // a worker with a reply pending keeps the process alive
       t.worker.postMessage(msg.type === 'init' ? msg : { ...msg, id }, transfer);
     });
@@ -319,7 +333,7 @@ export class PolicyWorkers {
         this.taskLog?.push({ thread, task: q.message.task, start: t.taskSince, end, failed });
         this.pump();
       };
-      this.send(t, this.nextId++, { ...q.message, id: 0 }, q.transfer).then(
+      this.send(t, this.nextId++, { ...q.message, id: 0 }, q.transfer, q.pending.progress).then(
         (v) => (done(false), q.pending.resolve(v)),
         (e: Error) => (done(true), q.pending.reject(e)),
       );
@@ -329,6 +343,13 @@ export class PolicyWorkers {
       for (const q of this.queue.splice(0)) q.pending.reject(failed.failed!);
     }
   }
+}
+
+/** The handover mode from EMPO_HANDOFF ('auto' when unset). */
+function defaultHandoff(): HandoffMode {
+  const v = process.env.EMPO_HANDOFF ?? 'auto';
+  if (v !== 'auto' && v !== 'off' && v !== 'always') throw new Error(`EMPO_HANDOFF must be auto, off or always, got '${v}'`);
+  return v;
 }
 
 /**

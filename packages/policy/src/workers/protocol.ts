@@ -51,7 +51,9 @@ export type ToWorker = InitMessage | SyncMessage | TaskMessage;
 
 export type FromWorker =
   | { type: 'result'; id: number; value: unknown }
-  | { type: 'error'; id: number; message: string; stack?: string };
+  | { type: 'error'; id: number; message: string; stack?: string }
+  /** Sent by a running task (TaskContext.post), before its result: `PolicyWorkers.run`'s onProgress gets `value`. */
+  | { type: 'progress'; id: number; value: unknown };
 
 /** What a task handler gets: the worker's replica of the model (a GenerationModel) and its weight slots. */
 export interface WorkerModel extends GenerationModel {
@@ -59,7 +61,13 @@ export interface WorkerModel extends GenerationModel {
   weightsOf(slot: string): ReadonlyMap<string, tf.Variable>;
 }
 
-export type TaskHandler = (model: WorkerModel, payload: never) => unknown;
+/** What a task handler can do besides returning its result. */
+export interface TaskContext {
+  /** Send `value` to the task's caller now, while the task runs (the buffers in `transfer` are moved). */
+  post(value: unknown, transfer?: ArrayBuffer[]): void;
+}
+
+export type TaskHandler = (model: WorkerModel, payload: never, context: TaskContext) => unknown;
 
 /** A module loaded by every worker: its handlers are run by `PolicyWorkers.run(name, payload)`. */
 export interface TaskModule {

@@ -8,18 +8,32 @@ import { readlinkSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendName } from '@empo/core';
-import { generate, type GenerateOptions } from '../generate.ts';
-import { INIT_ID, type FromWorker, type InitMessage, type InitReply, type SyncMessage, type TaskHandler, type TaskModule, type ToWorker, type WorkerModel } from './protocol.ts';
+import { generate, resumeGenerate, type GenerateOptions, type HandoffControl, type RowHandoff } from '../generate.ts';
+import type { HandoffSignal } from './split-generate.ts';
+import { INIT_ID, type FromWorker, type InitMessage, type InitReply, type SyncMessage, type TaskContext, type TaskHandler, type TaskModule, type ToWorker, type WorkerModel } from './protocol.ts';
 
 const port = parentPort!;
 const handlers = new Map<string, TaskHandler>();
 const slots = new Map<string, Map<string, tf.Variable>>();
 let model: WorkerModel | null = null;
 
+/** The HandoffControl of a task: polls its signal slot (and clears it), posts the rows handed over as progress. */
+function handoffControl(at: HandoffSignal | undefined, context: TaskContext): HandoffControl | undefined {
+  if (!at) return undefined;
+  const signal = new Int32Array(at.signal);
+  return {
+    poll: () => Atomics.load(signal, at.slot) === 1 && Atomics.exchange(signal, at.slot, 0) === 1,
+    send: (h: RowHandoff) => context.post(h, [h.cache.data.buffer as ArrayBuffer]),
+  };
+}
+
 /** Built-in tasks. */
 const builtins: Record<string, TaskHandler> = {
   /** generate() on the synced policy weights. */
-  generate: (m, { prompts, opts }: { prompts: number[][]; opts: GenerateOptions }) => generate(m, prompts, opts),
+  generate: (m, { prompts, opts, handoff }: { prompts: number[][]; opts: GenerateOptions; handoff?: HandoffSignal }, context) =>
+    generate(m, prompts, opts, handoffControl(handoff, context)),
+  /** resumeGenerate(): rows another generate task handed over. */
+  'generate.resume': (m, { rows, handoff }: { rows: RowHandoff; handoff?: HandoffSignal }, context) => resumeGenerate(m, rows, handoffControl(handoff, context)),
 };
 
 /** This thread's operating-system thread id, where /proc/thread-self names it (Linux); else null. */
@@ -91,7 +105,10 @@ async function handle(msg: ToWorker): Promise<void> {
       const h = handlers.get(msg.task);
       if (!h) throw new Error(`worker: unknown task '${msg.task}'`);
       if (!model) throw new Error('worker: not initialised');
-      value = await (h as (m: WorkerModel, p: unknown) => unknown)(model, msg.payload);
+      const context: TaskContext = {
+        post: (value, transfer = []) => port.postMessage({ type: 'progress', id, value } satisfies FromWorker, transfer),
+      };
+      value = await (h as (m: WorkerModel, p: unknown, c: TaskContext) => unknown)(model, msg.payload, context);
     }
     const reply: FromWorker = { type: 'result', id, value };
     port.postMessage(reply, transferables(value));
