@@ -99,14 +99,14 @@ export function splitGenerate(
       }
     };
     for (const range of parts) {
-      const task: Task = { rows: range2(range), running: range[1] - range[0], slot: -1, done: false, children: [] };
+      const task: Task = { rows: rowsOf(range), running: range[1] - range[0], slot: -1, done: false, children: [] };
       roots.push(task);
       launch(task, 'generate', { prompts: prompts.slice(range[0], range[1]), opts: optsFor(range) });
     }
   });
 }
 
-function range2([a, b]: [number, number]): number[] {
+function rowsOf([a, b]: [number, number]): number[] {
   return Array.from({ length: b - a }, (_, i) => a + i);
 }
 
