@@ -173,8 +173,8 @@ export interface RowHandoff {
 
 /**
  * How a caller asks a running `generate` to hand over rows (PolicyWorkers: another worker fell idle). Polled
- * between token steps; when it answers true and the call has at least two running rows and a few steps left, the
- * call hands over the second half of its running rows through `send`. Only the DirectDecoder path hands over.
+ * between token steps; when it answers true and that is enough work (MIN_HANDOFF_WORK), the call hands over the
+ * second half of its running rows through `send`. Only the DirectDecoder path hands over.
  */
 export interface HandoffControl {
   poll(): boolean;
@@ -357,8 +357,8 @@ function tokenSteps(m: GenerationModel, p: Plan, w: Weights, maxNewTokens: numbe
     s.logits = res.logits;
     s.cache = extendCache(prev, res.kv);
     // Free what the new cache does not reuse.
-    const kept = new Set([...s.cache.k.flat(), ...s.cache.v.flat()]);
-    tf.dispose([...prev.k.flat(), ...prev.v.flat(), ...res.kv.k, ...res.kv.v].filter((t) => !kept.has(t)));
+    const reused = new Set([...s.cache.k.flat(), ...s.cache.v.flat()]);
+    tf.dispose([...prev.k.flat(), ...prev.v.flat(), ...res.kv.k, ...res.kv.v].filter((t) => !reused.has(t)));
     data = s.logits.dataSync() as Float32Array;
     s.logits.dispose();
     s.logits = null;
