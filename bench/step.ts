@@ -145,6 +145,7 @@ for (let step = 1; step <= steps; step++) {
 clearInterval(timer);
 for (const r of runners) {
   await r.pool?.close();
+  await r.session.flush();
   r.session.dispose();
 }
 

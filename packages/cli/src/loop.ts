@@ -17,7 +17,8 @@ export function checkedTrainQueries(config: EmpoConfig): QueryRow[] {
  * stages, every stage still writes its Parquet files, and a checkpoint is written every
  * trainer.save_steps steps and at the end. Resumes from the latest complete checkpoint; since
  * data order and sampling are derived from (seed, step), a resumed run matches an
- * uninterrupted one exactly.
+ * uninterrupted one exactly. `onStep` runs after each step, while that step's metrics file may still be
+ * being written (TrainerSession.flush waits for it).
  */
 export async function trainLoop(
   config: EmpoConfig,
@@ -52,6 +53,7 @@ export async function trainLoop(
     for (let step = from + 1; step <= steps; step++) {
       const rollouts = await sampleStepParallel(session.policy, workers, queries, config, step);
       const clusters = await clusterStep(rollouts, config, step, { goldAnswers, judge: judge?.judge });
+      await session.flush(); // the collapse guard reads the earlier steps' metrics files
       const alarm = checkCollapse(layout, config.trainer, step, clusters);
       if (alarm) {
         log.warn(`train: collapse guard stopped run '${config.run}' before step ${step} (no update applied; step ${step - 1} is the result): ${alarm}`);
@@ -64,9 +66,11 @@ export async function trainLoop(
       await onStep?.(metrics, session, workers);
       bar.tick(1, `reward ${metrics.reward.toFixed(2)} entropy ${metrics.semantic_entropy.toFixed(2)}`);
     }
+    await session.flush();
   } finally {
     bar.stop();
     if (options.workers === undefined) await workers?.close();
+    await session.flush().catch(() => undefined); // on an error: the steps' metrics files still land; the error is the one thrown
     session.dispose();
     judge?.policy?.dispose();
   }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import * as arrow from 'apache-arrow';
 import * as parquet from 'parquet-wasm';
-import { writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic, writeFileAtomicAsync } from './atomic.ts';
 import { EmpoError } from './errors.ts';
 import type { ColumnSpec, ColumnType, TableSpec } from './schemas.ts';
 
@@ -72,6 +72,11 @@ export function tableToParquet(table: arrow.Table): Uint8Array {
 /** Write rows as a Parquet file atomically (temporary name, then rename). */
 export function writeParquet(path: string, spec: TableSpec, rows: readonly object[]): void {
   writeFileAtomic(path, tableToParquet(tableFromRows(spec, rows)));
+}
+
+/** `writeParquet` with the file written and flushed on libuv's thread pool (the encoding runs here). */
+export async function writeParquetAsync(path: string, spec: TableSpec, rows: readonly object[]): Promise<void> {
+  await writeFileAtomicAsync(path, tableToParquet(tableFromRows(spec, rows)));
 }
 
 /** Check that a table has every column of the spec with the right type. */

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Rng, RunLayout, checkpointFiles, stepName, writeFileAtomic, writeFolderAtomic } from '../src/index.ts';
+import { Rng, RunLayout, checkpointFiles, stepName, writeFileAtomic, writeFileAtomicAsync, writeFolderAtomic } from '../src/index.ts';
 
 describe('run layout', () => {
   it('counts only complete checkpoints', () => {
@@ -37,6 +37,18 @@ describe('atomic writes', () => {
     expect(readdirSync(root)).toEqual(['ckpt']);
     writeFileAtomic(join(root, 'f.txt'), 'hello');
     expect(readFileSync(join(root, 'f.txt'), 'utf8')).toBe('hello');
+  });
+
+  it('writes a file off the calling thread, whole or not at all', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'empo-atomic-'));
+    await writeFileAtomicAsync(join(root, 'sub', 'f.bin'), new Uint8Array([1, 2, 3]));
+    await writeFileAtomicAsync(join(root, 'sub', 'f.bin'), new Uint8Array([4, 5]));
+    expect([...readFileSync(join(root, 'sub', 'f.bin'))]).toEqual([4, 5]);
+    // A rename that fails (a folder is in the way) rejects, removes the temporary file and leaves the folder alone.
+    mkdirSync(join(root, 'sub', 'dir', 'inner'), { recursive: true });
+    await expect(writeFileAtomicAsync(join(root, 'sub', 'dir'), 'x')).rejects.toThrow();
+    expect(readdirSync(join(root, 'sub')).sort()).toEqual(['dir', 'f.bin']);
+    expect(readdirSync(join(root, 'sub', 'dir'))).toEqual(['inner']);
   });
 });
 

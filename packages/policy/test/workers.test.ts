@@ -167,6 +167,25 @@ describe('PolicyWorkers', () => {
     expect(await workers.generate(policy, prompts, { ...OPTS, seed: 5 })).toEqual(before);
   });
 
+  test('a weight sync that fails in a worker fails the tasks after it, until a sync succeeds', async () => {
+    const pool = await PolicyWorkers.start({ workers: 1, backend: 'wasm', model: policy, taskModules: [new URL('./decode-steps-task.ts', import.meta.url)] });
+    try {
+      const prompts = groups(policy, 1);
+      const expected = policy.generate(prompts, { ...OPTS, seed: 3 });
+      expect(await pool.generate(policy, prompts, { ...OPTS, seed: 3 })).toEqual(expected);
+      // syncWeights does not wait for the worker: a tensor of the wrong shape fails there, at its copy.
+      const bad = new Map(policy.weights);
+      const wrong = tf.zeros([3]);
+      bad.set('model.norm.weight', wrong);
+      await pool.syncWeights(bad);
+      await expect(pool.run('test.directDecodeSteps', {})).rejects.toThrow(/not run: the weights' last sync failed/);
+      expect(await pool.generate(policy, prompts, { ...OPTS, seed: 3 })).toEqual(expected); // synced again, then run
+      wrong.dispose();
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('a failing task rejects with its error; the pool keeps working', async () => {
     await expect(workers.run('no-such-task', {})).rejects.toThrow(/unknown task 'no-such-task'/);
     await expect(workers.generate(policy, [[]], { ...OPTS, seed: 1 })).rejects.toThrow(/prompt 0 is empty/);

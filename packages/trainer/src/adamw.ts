@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { adamwStep, wasmKernelsActive, type AdamWConstants } from '@empo/policy';
+import { adamwStep, sumOfSquares, wasmKernelsActive, type AdamWConstants } from '@empo/policy';
 
 export interface AdamWOptions {
   learningRate: number;
@@ -89,11 +89,15 @@ export class AdamW {
   }
 }
 
-/** Global L2 norm of a set of gradients. */
+/**
+ * Global L2 norm of a set of gradients: sqrt of the float32 sum, tensor by tensor, of each tensor's float32 sum of
+ * squares. On wasm each tensor's sum is one kernel pass (sumOfSquares, the same bits as the tensor ops).
+ */
 export function globalNorm(grads: Iterable<tf.Tensor>): number {
   return tf.tidy(() => {
+    const fused = wasmKernelsActive('fused');
     let total = tf.scalar(0);
-    for (const g of grads) total = tf.add(total, tf.sum(tf.square(g)));
+    for (const g of grads) total = tf.add(total, fused ? sumOfSquares(g) : tf.sum(tf.square(g)));
     return Math.sqrt(total.dataSync()[0]!);
   });
 }

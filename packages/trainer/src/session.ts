@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
-  EmpoError, RunLayout, log, metricsSpec, writeParquet,
+  EmpoError, RunLayout, log, metricsSpec, writeParquetAsync,
   type ClusterRow, type EmpoConfig, type MetricsRow, type RolloutRow,
 } from '@empo/core';
 import { Policy, formatMemory, type PolicyWorkers } from '@empo/policy';
@@ -18,6 +18,10 @@ import { buildExamples, policyUpdate, policyUpdateParallel, type Example, type U
  */
 export class TrainerSession {
   private previousMetrics: MetricsRow | null = null;
+  /** The metrics files still being written, in step order (see `flush`). */
+  private metricsWrite: Promise<void> = Promise.resolve();
+  /** The first failed metrics write, thrown by the next `flush`, `train` or `save`. */
+  private writeError: Error | null = null;
 
   private constructor(
     readonly config: EmpoConfig,
@@ -51,8 +55,12 @@ export class TrainerSession {
     return new TrainerSession(config, layout, policy, optimizer, reference, fromStep);
   }
 
-  /** One update from the rollouts and clusters of step `this.step + 1`; writes that step's metrics.parquet. */
+  /**
+   * One update from the rollouts and clusters of step `this.step + 1`; writes that step's metrics.parquet in the
+   * background (see `flush`).
+   */
   train(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[]): MetricsRow {
+    this.throwWriteError();
     const { examples, lr, options } = this.begin(rollouts, clusters);
     return this.finish(rollouts, clusters, policyUpdate(this.policy, this.optimizer, examples, this.config.trainer, options), lr);
   }
@@ -62,6 +70,7 @@ export class TrainerSession {
    * metrics, weights and optimizer state as `train`. Without workers (or with one), the same as `train`.
    */
   async trainParallel(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[], workers: PolicyWorkers | null): Promise<MetricsRow> {
+    await this.flush();
     if (!workers || workers.size < 2) return this.train(rollouts, clusters);
     const { examples, lr, options } = this.begin(rollouts, clusters);
     const stats = await policyUpdateParallel(this.policy, this.optimizer, examples, this.config.trainer, { ...options, workers });
@@ -92,7 +101,7 @@ export class TrainerSession {
     if (warning) log.warn(warning);
     this.previousMetrics = metrics;
     this.step = step;
-    writeParquet(this.layout.metricsPath(step), metricsSpec, [metrics]);
+    this.writeMetrics(this.layout.metricsPath(step), metrics);
     log.info(
       `trainer: step ${step} loss ${metrics.loss.toFixed(4)} reward ${metrics.reward.toFixed(3)} entropy ${metrics.semantic_entropy.toFixed(3)} ` +
         `kept ${(metrics.kept_fraction * 100).toFixed(0)}% grad_norm ${metrics.grad_norm.toFixed(3)} clip ${metrics.clip_ratio.toFixed(3)} ` +
@@ -101,8 +110,37 @@ export class TrainerSession {
     return metrics;
   }
 
-  /** Write the checkpoint of the current step atomically, then apply save_total_limit. */
+  /**
+   * A step's metrics file is written after the step returns: encoded once the caller yields (the next step's
+   * sampling tasks are out by then, so the workers compute meanwhile) and flushed to disk on libuv's thread pool.
+   * The step's time then holds neither the encoding nor the disk flush (5-13 ms a step, BENCHMARKS.md fourteenth
+   * round). Writes run one at a time, in step order, each atomic (temporary name, then rename).
+   */
+  private writeMetrics(path: string, metrics: MetricsRow): void {
+    this.metricsWrite = this.metricsWrite
+      .then(() => new Promise<void>((done) => setImmediate(done)))
+      .then(() => (this.writeError ? undefined : writeParquetAsync(path, metricsSpec, [metrics])))
+      .catch((error: unknown) => {
+        this.writeError ??= new EmpoError(`trainer: could not write ${path}: ${error instanceof Error ? error.message : String(error)}`);
+      });
+  }
+
+  private throwWriteError(): void {
+    if (this.writeError) throw this.writeError;
+  }
+
+  /**
+   * Wait until every metrics file of the steps trained so far is on disk; throws if one could not be written.
+   * `save` calls it; call it before reading metrics files back (the collapse guard, a report) and before exiting.
+   */
+  async flush(): Promise<void> {
+    await this.metricsWrite;
+    this.throwWriteError();
+  }
+
+  /** Write the checkpoint of the current step atomically, then apply save_total_limit (after `flush`). */
   async save(): Promise<string> {
+    await this.flush();
     const dir = this.layout.checkpointDir(this.step);
     await saveCheckpoint(dir, this.policy, this.optimizer, {
       step: this.step,

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '@empo/core';
 import { setWasmKernels, useBackend, wasmKernelsActive } from '@empo/policy';
-import { AdamW, type AdamWOptions } from '../src/adamw.ts';
+import { AdamW, globalNorm, type AdamWOptions } from '../src/adamw.ts';
 
 beforeAll(async () => {
   await useBackend('wasm');
@@ -64,4 +64,32 @@ describe('AdamW', () => {
       expect(moved).toBe(true); // the gradients did change the weights
     });
   }
+});
+
+describe('globalNorm', () => {
+  it("on wasm's one-pass kernel gives the tensor ops' norm bit for bit, leaking nothing", () => {
+    const rng = new Rng(3);
+    const grads = [[512, 128], [301], [37, 29], [4, 5, 6], [1]].map((shape, i) => {
+      const n = shape.reduce((x, y) => x * y, 1);
+      return tf.tensor(Float32Array.from({ length: n }, () => rng.normal() * 10 ** (i - 2)), shape, 'float32');
+    });
+    const norm = (kernels: boolean) => {
+      setWasmKernels(kernels);
+      try {
+        expect(wasmKernelsActive('fused')).toBe(kernels);
+        const before = tf.memory().numTensors;
+        const value = globalNorm(grads);
+        expect(tf.memory().numTensors).toBe(before);
+        return value;
+      } finally {
+        setWasmKernels(true);
+      }
+    };
+    const fused = norm(true);
+    expect(fused).toBe(norm(false));
+    let exact = 0;
+    for (const g of grads) for (const x of g.dataSync()) exact += x * x;
+    expect(fused).toBeCloseTo(Math.sqrt(exact), 4); // and it is the norm
+    tf.dispose(grads);
+  });
 });

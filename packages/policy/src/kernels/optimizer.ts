@@ -74,7 +74,28 @@ function adamwCode(): Code {
   return f;
 }
 
-const kernels = new WasmKernelModule(() => [{ name: 'adamw', code: adamwCode() }]);
+/**
+ * sumsq(x, n, out): out = ((0 + x_0 x_0) + x_1 x_1) + ... in float32, i in order: tf.sum(tf.square(x))'s
+ * operations (tfjs-wasm squares each element, then sums them one after the other), in one pass and without the
+ * squared copy.
+ */
+function sumOfSquaresCode(): Code {
+  const f = new Code([I32, I32, I32]);
+  const [x, n, out] = [0, 1, 2];
+  const [at, end] = [f.local(I32), f.local(I32)];
+  const [acc, value] = [f.local(F32), f.local(F32)];
+  f.get(x).set(at);
+  f.get(x).get(n).i32(2).shl().add().set(end);
+  f.while(() => f.get(at).get(end).ltU(), () => {
+    f.get(at).f32Load().set(value);
+    f.get(acc).get(value).get(value).f32Mul().f32Add().set(acc);
+    f.inc(at, 4);
+  });
+  f.get(out).get(acc).f32Store();
+  return f;
+}
+
+const kernels = new WasmKernelModule(() => [{ name: 'adamw', code: adamwCode() }, { name: 'sumsq', code: sumOfSquaresCode() }]);
 
 const register = once((): void => {
   registerWasmKernel('EmpoAdamW', (inputs, be, attrs) => {
@@ -87,6 +108,12 @@ const register = once((): void => {
       ...CONSTANTS.map((name) => k[name]),
     );
     return outs;
+  });
+  registerWasmKernel('EmpoSumOfSquares', (inputs, be) => {
+    const x = (inputs as { x: tf.TensorInfo }).x;
+    const out = be.makeOutput([], 'float32');
+    kernels.exportsFor(be).sumsq!(be.getMemoryOffset(x.dataId), x.shape.reduce((a, b) => a * b, 1), be.getMemoryOffset(out.dataId));
+    return out;
   });
 });
 
@@ -102,4 +129,15 @@ export function adamwStep(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor
   register();
   const attrs = Object.fromEntries(CONSTANTS.map((name) => [name, Math.fround(k[name])]));
   return tf.engine().runKernel('EmpoAdamW', { p, g, m, v }, attrs) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/**
+ * The sum of the squares of a float32 tensor's elements as a float32 scalar tensor, on the wasm backend: the bits
+ * of tf.sum(tf.square(x)) in one pass (the gradient norm for clipping). The caller checks that the wasm kernels
+ * apply (wasmKernelsActive('fused')).
+ */
+export function sumOfSquares(x: tf.Tensor): tf.Scalar {
+  if (x.dtype !== 'float32') throw new Error('sumOfSquares: the tensor must be float32');
+  register();
+  return tf.engine().runKernel('EmpoSumOfSquares', { x }, {}) as unknown as tf.Scalar;
 }

@@ -99,6 +99,8 @@ export class PolicyWorkers {
   private busyTotal = 0;
   private idleWaiters: (() => void)[] = [];
   private readonly buffers = new Map<string, { buffer: SharedArrayBuffer; synced: object[] }>();
+  /** Per slot, the workers' replies to its last sync (settled once each worker has copied the buffer). */
+  private readonly syncReplies = new Map<string, Promise<void>>();
   private closed = false;
   /** Finished tasks since recordTasks() (null: not recording). */
   private taskLog: TaskRecord[] | null = null;
@@ -156,10 +158,14 @@ export class PolicyWorkers {
   /**
    * Copy `weights` (float32 tensors keyed by name) into every worker's slot `slot`, once the tasks already
    * given out have finished. Skipped when no tensor changed since the last sync of this slot (a tf.Variable
-   * gets a new data id on every assign).
+   * gets a new data id on every assign). Returns without waiting for the workers' replies: a worker handles its
+   * messages in order, so every task given out after this call computes with these weights, and a worker whose
+   * copy failed fails those tasks with that error (worker.ts). The replies are awaited before this slot's buffer
+   * is written again.
    */
   async syncWeights(weights: ReadonlyMap<string, tf.Tensor>, slot = 'policy'): Promise<void> {
     await this.idle();
+    await this.syncReplies.get(slot);
     const entries = [...weights];
     const dataIds = entries.map(([, t]) => t.dataId as object);
     const last = this.buffers.get(slot);
@@ -174,9 +180,10 @@ export class PolicyWorkers {
     const buffer = last && last.buffer.byteLength === offset * 4 ? last.buffer : new SharedArrayBuffer(offset * 4);
     const all = new Float32Array(buffer);
     entries.forEach(([, t], i) => readInto(t, all, layout[i]!.offset));
-    this.buffers.set(slot, { buffer, synced: [] }); // marked synced only once every worker has the copy
-    await Promise.all(this.threads.map((t) => this.send(t, this.nextId++, { type: 'sync', id: 0, slot, buffer, layout })));
     this.buffers.set(slot, { buffer, synced: dataIds });
+    const replies = Promise.all(this.threads.map((t) => this.send(t, this.nextId++, { type: 'sync', id: 0, slot, buffer, layout })));
+    // A failed copy marks the slot unsynced, so the next call sends the weights again.
+    this.syncReplies.set(slot, replies.then(() => undefined, () => void this.buffers.set(slot, { buffer, synced: [] })));
   }
 
   /**

@@ -95,13 +95,27 @@ function transferables(value: unknown, depth = 3, out = new Set<ArrayBuffer>()):
   return [...out];
 }
 
+/**
+ * Why the last weight sync failed, or null: the parent does not wait for syncs, so the tasks after a failed one
+ * fail with its error (instead of computing with the weights of before) until a sync succeeds.
+ */
+let syncError: Error | null = null;
+
 async function handle(msg: ToWorker): Promise<void> {
   const id = msg.type === 'init' ? INIT_ID : msg.id;
   try {
     let value: unknown = null;
     if (msg.type === 'init') value = await init(msg);
-    else if (msg.type === 'sync') sync(msg);
-    else {
+    else if (msg.type === 'sync') {
+      syncError = null;
+      try {
+        sync(msg);
+      } catch (e) {
+        syncError = e instanceof Error ? e : new Error(String(e));
+        throw e;
+      }
+    } else {
+      if (syncError) throw new Error(`worker: task '${msg.task}' not run: the weights' last sync failed (${syncError.message})`);
       const h = handlers.get(msg.task);
       if (!h) throw new Error(`worker: unknown task '${msg.task}'`);
       if (!model) throw new Error('worker: not initialised');

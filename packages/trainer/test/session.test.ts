@@ -1,0 +1,66 @@
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RunLayout, metricsSpec, parseConfig, readParquetRows, type ClusterRow, type MetricsRow, type RolloutRow } from '@empo/core';
+import { TrainerSession } from '../src/session.ts';
+import { tinyPolicy } from './helpers.ts';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** A session on a fresh run of a tiny random policy, and one step's rollouts and clusters (two answers, one right). */
+async function openSession(): Promise<{ session: TrainerSession; layout: RunLayout; step: (step: number) => [RolloutRow[], ClusterRow[]] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'empo-session-'));
+  const policy = tinyPolicy(8);
+  await policy.save(join(dir, 'base'));
+  const prompt = policy.encodePrompt('a=1 b=2+3 a+b=?\n');
+  policy.dispose();
+  const config = parseConfig({ runs_dir: join(dir, 'runs'), model: join(dir, 'base'), backend: 'cpu' });
+  const layout = RunLayout.fromConfig(config);
+  const session = await TrainerSession.open(config, layout, 0);
+  const step = (s: number): [RolloutRow[], ClusterRow[]] => [
+    [0, 1].map((i) => ({
+      step: s, question_id: 'q', question: 'q', sample_index: i, prompt: '', completion: '', prompt_ids: prompt,
+      completion_ids: [5, 6 + i], logprobs: [-1.5, -2], finished: true,
+    })),
+    [1, 0].map((reward, i) => ({
+      step: s, question_id: 'q', sample_index: i, answer: String(i), cluster_id: i, cluster_size: 1, reward, entropy: 0.6, keep: true,
+    })),
+  ];
+  return { session, layout, step };
+}
+
+describe('metrics files written in the background', () => {
+  it('are on disk after flush, with the metrics the step returned', async () => {
+    const { session, layout, step } = await openSession();
+    const metrics: MetricsRow[] = [];
+    metrics.push(await session.trainParallel(...step(1), null));
+    metrics.push(session.train(...step(2)));
+    await session.flush();
+    for (const m of metrics) {
+      const [row] = readParquetRows<MetricsRow>(layout.metricsPath(m.step), metricsSpec);
+      expect(row).toEqual(m);
+    }
+    await session.save();
+    expect(layout.checkpointSteps()).toEqual([2]);
+    session.dispose();
+  });
+
+  it('report a file that could not be written, naming it, at flush, save and the next step', async () => {
+    const { session, layout, step } = await openSession();
+    mkdirSync(layout.root, { recursive: true });
+    writeFileSync(layout.stepDir(1), 'a file where the step folder should be');
+    await session.trainParallel(...step(1), null); // the step itself completes; its metrics file cannot be written
+    const message = new RegExp(`could not write ${layout.metricsPath(1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
+    await expect(session.flush()).rejects.toThrow(message);
+    await expect(session.save()).rejects.toThrow(message);
+    expect(() => session.train(...step(2))).toThrow(message);
+    await expect(session.trainParallel(...step(2), null)).rejects.toThrow(message);
+    expect(layout.checkpointSteps()).toEqual([]);
+    expect(existsSync(layout.metricsPath(2))).toBe(false);
+    session.dispose();
+  });
+});
