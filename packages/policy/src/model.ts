@@ -31,7 +31,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@empo/core';
 import type { ModelConfig } from './config.ts';
-import { concat, gatherRows, slice } from './kernels/copy.ts';
+import { concat, gatherRows, slice, useTransposeKernel } from './kernels/copy.ts';
 import { useElementwiseKernels } from './kernels/elementwise.ts';
 import { fusedForwardAvailable, rmsNormForward, ropeForward } from './kernels/fused.ts';
 import { batchMatMul, batchMatMulNT, batchMatMulTN, simdMatMulApplies } from './kernels/matmul.ts';
@@ -365,6 +365,7 @@ export interface Weights {
  * gradients reach the variables.
  */
 export function prepareWeights(cfg: ModelConfig, named: ReadonlyMap<string, tf.Tensor>, opts: { lazyLayers?: boolean; transposed?: boolean } = {}): Weights {
+  if (wasmKernelsActive('copy')) useTransposeKernel();
   const get = <R extends tf.Rank>(name: string): tf.Tensor<R> => {
     const t = named.get(name);
     if (!t) throw new Error(`missing weight ${name}`);
@@ -585,6 +586,7 @@ export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts:
   const T = input.ids[0]?.length ?? 0;
   if (B === 0 || T === 0) throw new Error('forward: empty batch');
   if (wasmKernelsActive('elementwise')) useElementwiseKernels(); // the SIMD Add / Multiply (kernels/elementwise.ts)
+  if (wasmKernelsActive('copy')) useTransposeKernel(); // the tiled Transpose (kernels/copy.ts)
   const S = opts.cache ? cacheLength(opts.cache) : 0;
   const D = cfg.hidden_size;
   const V = cfg.vocab_size;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { batchMatMul, batchMatMulNT, batchMatMulTN, setWasmKernels } from '../src/index.ts';
 import { readFileSync } from 'node:fs';
-import { concat, gatherRows, readInto, slice } from '../src/kernels/copy.ts';
+import { concat, gatherRows, readInto, slice, transposeKernelCalls, useTransposeKernel } from '../src/kernels/copy.ts';
 import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
 import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
 import { elementwiseLoopCalls, useElementwiseKernels } from '../src/kernels/elementwise.ts';
@@ -356,5 +356,60 @@ describe('Identity on wasm', () => {
     } finally {
       setWasmKernels(true);
     }
+  });
+});
+
+describe('Transpose on wasm', () => {
+  test('swapped last axes and swapped heads move every value where tfjs-wasm\'s kernel does; other permutations fall back', () => {
+    useTransposeKernel();
+    const cases: [number[], number[], boolean | null][] = [
+      // shape, permutation, whether this package's kernel takes it
+      [[4, 4], [1, 0], true],
+      [[8, 12], [1, 0], true],
+      [[512, 128], [1, 0], true], // an MLP weight of the tiny model
+      [[5, 7], [1, 0], true], // edge rows and columns (not multiples of 4)
+      [[128, 30], [1, 0], true], // an lm_head: edge columns only
+      [[1, 9], [1, 0], true],
+      [[9, 1], [1, 0], true],
+      [[3, 6, 10], [0, 2, 1], true], // batched
+      [[2, 3, 5, 6], [0, 1, 3, 2], true],
+      [[2, 5, 3, 4], [0, 2, 1, 3], true], // [B, T, H, hd] -> [B, H, T, hd]
+      [[2, 41, 4, 32], [0, 2, 1, 3], true],
+      [[0, 4], [1, 0], null], // empty: nothing to move (whoever runs it)
+      [[2, 3, 4], [1, 0, 2], false],
+      [[2, 3, 4], [2, 1, 0], false],
+    ];
+    for (const [shape, perm, ours] of cases) {
+      tf.tidy(() => {
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 7);
+        const before = transposeKernelCalls();
+        const mine = tf.transpose(x, perm);
+        if (ours !== null) expect(transposeKernelCalls() - before, `[${shape}] perm [${perm}]`).toBe(ours ? 1 : 0);
+        setWasmKernels(['matmul', 'tn', 'fused', 'fma', 'elementwise']); // all but copy: tfjs-wasm's Transpose
+        try {
+          const theirs = tf.transpose(x, perm);
+          expect(mine.shape).toEqual(theirs.shape);
+          expect([...(mine.dataSync() as Float32Array)]).toEqual([...(theirs.dataSync() as Float32Array)]);
+          // its gradient is the inverse transpose, through the same kernels
+          const g = (t: tf.Tensor) => tf.sum(tf.mul(tf.transpose(t, perm), tf.range(0, theirs.size).reshape(theirs.shape)));
+          const gTheirs = tf.grad(g)(x).dataSync();
+          setWasmKernels(true);
+          expect([...tf.grad(g)(x).dataSync()]).toEqual([...gTheirs]);
+        } finally {
+          setWasmKernels(true);
+        }
+      });
+    }
+  });
+
+  test('leaves no tensor behind', () => {
+    useTransposeKernel();
+    const x = tf.randomNormal([6, 10]);
+    const y = tf.randomNormal([2, 5, 3, 4]);
+    const before = tf.memory().numTensors;
+    tf.transpose(x).dispose();
+    tf.transpose(y, [0, 2, 1, 3]).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, y]);
   });
 });

@@ -92,6 +92,13 @@ export class Code {
   /** v128.load32_splat: one float32 from memory into all four lanes. */
   v128Load32Splat(offset = 0) { return this.simd(0x09).memarg(2, offset); }
   v128Store(offset = 0) { return this.simd(0x0b).memarg(0, offset); }
+  /** i8x16.shuffle: the bytes `lanes` (0-15 from the first operand, 16-31 from the second) of two vectors. */
+  i8x16Shuffle(lanes: readonly number[]) {
+    if (lanes.length !== 16 || lanes.some((l) => !Number.isInteger(l) || l < 0 || l > 31)) throw new Error(`i8x16.shuffle: 16 lanes in [0, 32) expected, got [${lanes}]`);
+    this.simd(0x0d);
+    this.bytes.push(...lanes);
+    return this;
+  }
   v128Zero() { this.simd(0x0c); this.bytes.push(...new Array<number>(16).fill(0)); return this; }
   f32x4ExtractLane(lane: number) { this.simd(0x1f); this.bytes.push(lane); return this; }
   f32x4Add() { return this.simd(0xe4); }
