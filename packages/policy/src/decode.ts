@@ -69,8 +69,8 @@ interface SegmentCache {
 
 /**
  * A float32 tensor of zeros made on the wasm heap (tfjs-wasm's Fill kernel). `tf.zeros` would first build the
- * zeros as a JavaScript array and copy it over: a megabyte of garbage for each layer's merged cache, which
- * made the merges about three times as slow in a worker thread as the rest of its decoding steps.
+ * zeros as a JavaScript array and copy it over: about a megabyte of garbage per layer at each cache merge and
+ * row drop, which took 27-44 ms of a 64-row call of 158-179 ms on the tiny default (5 ms now; BENCHMARKS.md).
  */
 function heapZeros(shape: number[]): tf.Tensor {
   return tf.fill(shape, 0, 'float32');
