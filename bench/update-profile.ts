@@ -2,8 +2,9 @@
  * Where one micro-batch of the policy update spends its time, by tfjs kernel: every kernel called at the top
  * level of the engine (a kernel's nested calls count in its own time) is timed over the forward, backward and
  * loss of one micro-batch gradient on the bundled tiny model, on wasm, after warm-up runs.
- *   npx tsx bench/update-profile.ts [--json] [--sequences N] [--length T] [--repeats N]
+ *   npx tsx bench/update-profile.ts [--json] [--sequences N] [--length T] [--repeats N] [--shapes]
  * Default: 32 sequences of 42 tokens (the default micro_batch_size and a typical rollout length), 5 repeats.
+ * --shapes splits the matmul kernels by their inputs' shapes and gives each one's GFLOP/s.
  */
 import * as tf from '@tensorflow/tfjs';
 import { loadConfig, Rng, selectBackend } from '@empo/core';
@@ -15,6 +16,7 @@ process.env.EMPO_QUIET = '1';
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
 const json = args.includes('--json');
+const byShape = args.includes('--shapes');
 const [sequences, length, repeats] = [flag('--sequences', 32), flag('--length', 42), flag('--repeats', 5)];
 for (const [name, v] of [['--sequences', sequences], ['--length', length], ['--repeats', repeats]] as const) {
   if (!Number.isInteger(v) || v < 1 || (name === '--length' && v < 3)) throw new Error(`bench/update-profile.ts: ${name} must be a positive integer${name === '--length' ? ' >= 3' : ''}`);
@@ -42,9 +44,12 @@ const gradient = () => {
 };
 for (let i = 0; i < 3; i++) gradient();
 
-const { msPerRun: total, kernels, msInKernels: inKernels } = profileKernels(gradient, repeats);
+const { msPerRun: total, kernels, msInKernels: inKernels } = profileKernels(gradient, repeats, byShape);
 if (json) console.log(JSON.stringify({ sequences, length, repeats, ms_per_micro_batch: total, ms_in_kernels: inKernels, kernels }, null, 2));
 else {
   console.log(`one micro-batch of ${sequences} x ${length} tokens: ${total.toFixed(0)} ms (${((sequences * length) / (total / 1000)).toFixed(0)} tokens/s), ${inKernels.toFixed(0)} ms in kernels`);
-  for (const k of kernels.filter((k) => k.ms >= 0.5)) console.log(`  ${k.kernel.padEnd(22)} ${k.ms.toFixed(1).padStart(7)} ms ${String(k.calls).padStart(6)} calls`);
+  for (const k of kernels.filter((k) => k.ms >= 0.5)) {
+    const speed = k.gflops === undefined ? '' : `  ${k.gflops.toFixed(1).padStart(5)} GFLOP/s`;
+    console.log(`  ${k.kernel.padEnd(byShape ? 52 : 22)} ${k.ms.toFixed(1).padStart(7)} ms ${String(k.calls).padStart(6)} calls${speed}`);
+  }
 }
