@@ -20,7 +20,7 @@ export interface KernelProfile {
  * Multiply-adds x 2 of a matmul kernel call: C = A B (or A^T B for names ending TN, A B^T for NT) over the
  * leading batch axes; null for kernels that are not matmuls.
  */
-export function matmulFlops(kernel: string, a: readonly number[], b: readonly number[]): number | null {
+function matmulFlops(kernel: string, a: readonly number[], b: readonly number[]): number | null {
   if (!/MatMul/.test(kernel) || a.length < 2 || b.length < 2) return null;
   const batch = a.slice(0, -2).reduce((n, d) => n * d, 1);
   const [a0, a1] = [a[a.length - 2]!, a[a.length - 1]!];
