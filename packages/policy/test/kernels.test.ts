@@ -50,6 +50,30 @@ describe('wasm matmul kernels', () => {
     }
   });
 
+  test('a^T @ b reads A through a packed panel: transpose-then-a @ b bits with and without fused multiply-adds, panel freed', () => {
+    // M with and without a tail of single rows, K within one block, across blocks (K_BLOCK 256), and the trainer's shapes
+    const shapes: [number[], number, number, number][] = [[[], 4, 3, 8], [[], 9, 257, 21], [[2], 63, 600, 13], [[], 128, 1312, 36], [[], 130, 513, 9]];
+    const backend = tf.engine().backend as unknown as { numDataIds(): number };
+    for (const fma of [true, false]) {
+      setWasmKernels(fma ? true : ['matmul', 'tn']);
+      try {
+        for (const [batch, M, K, N] of shapes) {
+          tf.tidy(() => {
+            const at = tf.randomNormal([...batch, K, M], 0, 1, 'float32', 7);
+            const b = tf.randomNormal([...batch, K, N], 0, 1, 'float32', 8);
+            const reference = batchMatMul(tf.transpose(at, [...batch.keys(), batch.length + 1, batch.length]), b).dataSync();
+            const ids = backend.numDataIds();
+            const tn = batchMatMulTN(at, b);
+            expect(backend.numDataIds(), `${fma} ${M}x${K}x${N}: the panel is freed`).toBe(ids + 1);
+            expect([...tn.dataSync()], `${fma ? 'fma' : 'plain'} ${batch} ${M}x${K}x${N}`).toEqual([...reference]);
+          });
+        }
+      } finally {
+        setWasmKernels(true);
+      }
+    }
+  });
+
   test('the kernels run (not the fallback) and can be switched off', () => {
     const names: string[] = [];
     const a = tf.ones([2, 3, 4]);

@@ -34,10 +34,16 @@ const K_BLOCK = 256;
  * The kernel: bmm(a, b, c, batch, M, K, N), pointers in bytes, row-major contiguous float32, K >= 1. The k axis
  * is cut into blocks of K_BLOCK: the first block starts each element of C at 0, the next ones continue from the
  * float32 value stored in C, so the sum is the same sequence of operations as without blocks.
+ *
+ * Transposed (bmmTN(a, b, c, batch, M, K, N, panel), A stored [K, M]), the ROWS values of A a tile reads at each
+ * k lie in one row of A, a row stride apart from the next k's: one cache line per k, a quarter of it used. So for
+ * each k block and each ROWS rows of C, those [K_BLOCK, ROWS] values are first copied to `panel` (ROWS x K_BLOCK
+ * float32, contiguous), which every tile of those rows then reads in order. Values are moved, not computed: the
+ * same bits.
  */
 function bmmCode(transposeA: boolean, fma: boolean): Code {
-  const f = new Code([I32, I32, I32, I32, I32, I32, I32]);
-  const [a, b, c, batch, M, K, N] = [0, 1, 2, 3, 4, 5, 6];
+  const f = new Code(transposeA ? [I32, I32, I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32, I32]);
+  const [a, b, c, batch, M, K, N, panel] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [bi, i, j, k, pa, pb, pc, aB, bB, cB, k0, kLen] = Array.from({ length: 12 }, () => f.local(I32));
   // row strides in bytes: rowA[r] = r K 4, rowC[r] = r N 4 (r = 1 .. ROWS-1)
   const rowA: (number | null)[] = [null, ...Array.from({ length: ROWS - 1 }, () => f.local(I32))];
@@ -58,11 +64,12 @@ function bmmCode(transposeA: boolean, fma: boolean): Code {
     if (stride !== null) f.get(stride).add();
   };
   /**
-   * pa = &A[i, k0] (A [M, K]: aB + i K4 + k0 4; transposed, A stored [K, M]: aB + k0 M4 + i 4), pb = &B[k0, j],
-   * pc = &C[i, j], k = kLen.
+   * pa = &A[i, k0] (A [M, K]: aB + i K4 + k0 4; transposed, A stored [K, M]: aB + k0 M4 + i 4; packed: the panel),
+   * pb = &B[k0, j], pc = &C[i, j], k = kLen.
    */
-  const tileStart = () => {
-    if (transposeA) f.get(aB).get(k0).get(M4).mul().add().get(i).i32(2).shl().add().set(pa);
+  const tileStart = (packed: boolean) => {
+    if (packed) f.get(panel).set(pa);
+    else if (transposeA) f.get(aB).get(k0).get(M4).mul().add().get(i).i32(2).shl().add().set(pa);
     else f.get(aB).get(i).get(K4).mul().add().get(k0).i32(2).shl().add().set(pa);
     f.get(bB).get(k0).get(N4).mul().add().get(j).i32(2).shl().add().set(pb);
     f.get(cB).get(i).get(N4).mul().add().get(j).i32(2).shl().add().set(pc);
@@ -74,13 +81,24 @@ function bmmCode(transposeA: boolean, fma: boolean): Code {
     else addr(pa, rowA[r]!);
     load();
   };
-  /** Next k: the next column of A (4 bytes on), or its next row when transposed. */
-  const advanceA = () => (transposeA ? f.inc(pa, () => f.get(M4)) : f.inc(pa, 4));
+  /** Next k: the next column of A (4 bytes on), its next row when transposed, the panel's next ROWS values. */
+  const advanceA = (packed: boolean) => (packed ? f.inc(pa, 4 * ROWS) : transposeA ? f.inc(pa, () => f.get(M4)) : f.inc(pa, 4));
+  /** The panel: A[k0 .. k0+kLen-1, i .. i+ROWS-1] (A stored [K, M]), ROWS values per k, one vector. */
+  const packPanel = () => {
+    f.get(aB).get(k0).get(M4).mul().add().get(i).i32(2).shl().add().set(pa);
+    f.get(panel).set(pb);
+    f.get(kLen).set(k);
+    f.countDown(k, () => {
+      f.get(pb).get(pa).v128Load().v128Store();
+      f.inc(pa, () => f.get(M4));
+      f.inc(pb, 4 * ROWS);
+    });
+  };
   /** Accumulators start at 0 in the first k block, at the partial sums in C in the next ones. */
   const firstBlock = () => f.get(k0).eqz();
   /** R rows x V vectors of 4 columns. */
-  const vectorTile = (R: number, V: number) => {
-    tileStart();
+  const vectorTile = (R: number, V: number, packed: boolean) => {
+    tileStart(packed);
     f.ifElse(firstBlock, () => {
       for (let r = 0; r < R; r++) for (let v = 0; v < V; v++) f.v128Zero().set(acc[r * 2 + v]!);
     }, () => {
@@ -96,7 +114,7 @@ function bmmCode(transposeA: boolean, fma: boolean): Code {
           else f.get(acc[r * 2 + v]!).get(s).get(bv[v]!).f32x4Mul().f32x4Add().set(acc[r * 2 + v]!);
         }
       }
-      advanceA();
+      advanceA(packed);
       f.inc(pb, () => f.get(N4));
     });
     for (let r = 0; r < R; r++) {
@@ -107,8 +125,8 @@ function bmmCode(transposeA: boolean, fma: boolean): Code {
     }
   };
   /** R rows x 1 column. */
-  const scalarTile = (R: number) => {
-    tileStart();
+  const scalarTile = (R: number, packed: boolean) => {
+    tileStart(packed);
     if (fma) {
       // The vector tiles' fused a * b + c on splatted lanes (WebAssembly has no scalar fused multiply-add); lane 0
       // is the result.
@@ -123,7 +141,7 @@ function bmmCode(transposeA: boolean, fma: boolean): Code {
           loadA(r, () => f.v128Load32Splat(4 * r * Number(transposeA)));
           f.get(bv[0]!).get(vacc[r]!).f32x4RelaxedMadd().set(vacc[r]!);
         }
-        advanceA();
+        advanceA(packed);
         f.inc(pb, () => f.get(N4));
       });
       for (let r = 0; r < R; r++) {
@@ -144,7 +162,7 @@ function bmmCode(transposeA: boolean, fma: boolean): Code {
         loadA(r, () => f.f32Load(4 * r * Number(transposeA)));
         f.get(fb).f32Mul().f32Add().set(facc[r]!);
       }
-      advanceA();
+      advanceA(packed);
       f.inc(pb, () => f.get(N4));
     });
     for (let r = 0; r < R; r++) {
@@ -152,12 +170,12 @@ function bmmCode(transposeA: boolean, fma: boolean): Code {
       f.get(facc[r]!).f32Store();
     }
   };
-  /** Every column of rows i .. i+R-1. */
-  const rows = (R: number) => {
+  /** Every column of rows i .. i+R-1 (packed: A's values for them are in the panel). */
+  const rows = (R: number, packed = false) => {
     f.i32(0).set(j);
-    f.while(() => f.get(j).i32(8).add().get(N).leU(), () => (vectorTile(R, 2), f.inc(j, 8)));
-    f.while(() => f.get(j).i32(4).add().get(N).leU(), () => (vectorTile(R, 1), f.inc(j, 4)));
-    f.while(() => f.get(j).get(N).ltU(), () => (scalarTile(R), f.inc(j, 1)));
+    f.while(() => f.get(j).i32(8).add().get(N).leU(), () => (vectorTile(R, 2, packed), f.inc(j, 8)));
+    f.while(() => f.get(j).i32(4).add().get(N).leU(), () => (vectorTile(R, 1, packed), f.inc(j, 4)));
+    f.while(() => f.get(j).get(N).ltU(), () => (scalarTile(R, packed), f.inc(j, 1)));
   };
 
   f.get(K).i32(2).shl().set(K4);
@@ -176,7 +194,11 @@ function bmmCode(transposeA: boolean, fma: boolean): Code {
       f.get(K).get(k0).sub().set(kLen);
       f.ifElse(() => f.get(kLen).i32(K_BLOCK).gtU(), () => f.i32(K_BLOCK).set(kLen), () => undefined);
       f.i32(0).set(i);
-      f.while(() => f.get(i).i32(ROWS).add().get(M).leU(), () => (rows(ROWS), f.inc(i, ROWS)));
+      f.while(() => f.get(i).i32(ROWS).add().get(M).leU(), () => {
+        if (transposeA) packPanel();
+        rows(ROWS, transposeA);
+        f.inc(i, ROWS);
+      });
       f.while(() => f.get(i).get(M).ltU(), () => (rows(1), f.inc(i, 1)));
       f.inc(k0, K_BLOCK);
     });
@@ -283,7 +305,17 @@ const register = once((): void => {
       const N = which === 'bmmNT' ? b.shape[r - 2]! : b.shape[r - 1]!;
       const batch = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
       const out = be.makeOutput([...a.shape.slice(0, -2), M, N], 'float32');
-      if (batch * M * N > 0) kernelsNow().exportsFor(be)[which]!(be.getMemoryOffset(a.dataId), be.getMemoryOffset(b.dataId), be.getMemoryOffset(out.dataId), batch, M, K, N);
+      if (batch * M * N === 0) return out;
+      const args = [be.getMemoryOffset(a.dataId), be.getMemoryOffset(b.dataId), be.getMemoryOffset(out.dataId), batch, M, K, N];
+      if (which !== 'bmmTN') kernelsNow().exportsFor(be)[which]!(...args);
+      else {
+        const panel = be.makeOutput([ROWS * K_BLOCK], 'float32');
+        try {
+          kernelsNow().exportsFor(be).bmmTN!(...args, be.getMemoryOffset(panel.dataId));
+        } finally {
+          be.disposeData(panel.dataId);
+        }
+      }
       return out;
     });
   }

@@ -23,6 +23,7 @@ const WA = (globalThis as unknown as {
 export interface WasmBackendLike {
   wasm: { asm?: { memory?: WasmMemory }; wasmMemory?: WasmMemory };
   makeOutput(shape: number[], dtype: 'float32' | 'int32'): tf.TensorInfo;
+  disposeData(dataId: tf.DataId): boolean;
   getMemoryOffset(dataId: tf.DataId): number;
   incRef(dataId: tf.DataId): void;
 }
