@@ -96,6 +96,9 @@ async function median(f: () => Promise<void>): Promise<{ wall: number; cpu: numb
 const countBefore = tf.memory().numTensors;
 const trainS = await median(train);
 const sampleS = await median(sample);
+// generate keeps the last model's prepared (transposed) weights for its next call: a cache of one model, not a leak
+const releasePrepared = (policyPkg as Record<string, unknown>).releasePreparedWeights as ((w: ReadonlyMap<string, tf.Tensor>) => void) | undefined;
+releasePrepared?.(policy.weights);
 const leaked = tf.memory().numTensors - countBefore;
 await workers?.close();
 const out = {
