@@ -585,7 +585,7 @@ export function forward(cfg: ModelConfig, w: Weights, input: ForwardInput, opts:
   const B = input.ids.length;
   const T = input.ids[0]?.length ?? 0;
   if (B === 0 || T === 0) throw new Error('forward: empty batch');
-  if (wasmKernelsActive('elementwise')) useElementwiseKernels(); // the SIMD Add / Multiply (kernels/elementwise.ts)
+  if (wasmKernelsActive('elementwise')) useElementwiseKernels(); // the SIMD Add / Multiply / leading-axes Sum (kernels/elementwise.ts)
   if (wasmKernelsActive('copy')) useTransposeKernel(); // the tiled Transpose (kernels/copy.ts)
   const S = opts.cache ? cacheLength(opts.cache) : 0;
   const D = cfg.hidden_size;

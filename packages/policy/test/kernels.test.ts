@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { concat, gatherRows, readInto, slice, transposeKernelCalls, useTransposeKernel } from '../src/kernels/copy.ts';
 import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
 import { rmsNormForward, ropeForward } from '../src/kernels/fused.ts';
-import { elementwiseLoopCalls, useElementwiseKernels } from '../src/kernels/elementwise.ts';
+import { columnSumCalls, elementwiseLoopCalls, useElementwiseKernels } from '../src/kernels/elementwise.ts';
 import { decodeFromStoredWeights, forward, linear, prepareWeights, tidy, weightStationary } from '../src/model.ts';
 import { sharpPolicy, withBackend } from './helpers.ts';
 
@@ -227,6 +227,44 @@ describe('wasm matmul kernels', () => {
         setWasmKernels(true);
         expect(ours).toEqual(theirs);
       });
+    }
+  });
+
+  test('Sum over leading axes gives the bits of tfjs-wasm\'s kernel (rows added in order); other reductions fall back', () => {
+    useElementwiseKernels();
+    const special = [0, -0, -0, 1e-40, -3e-39, 3.4e38, 3.4e38, -Infinity, 1, 0.1, 1 / 3, 1e8, -1e8];
+    const cases: [number[], number | number[], boolean][] = [
+      // shape, axis, whether the column loop takes it
+      [[1312, 128], 0, true], // a bias gradient
+      [[1312, 128], [0], true],
+      [[7, 13], -2, true], // a negative axis; 13 columns = 3 vectors and a float
+      [[3, 5, 6], [0, 1], true], // two leading axes
+      [[3, 5, 6], [1, 0], false], // the same axes listed the other way: tfjs sums axis 1 outermost, so its kernel
+      [[4, 3], 0, true], // fewer columns than a vector
+      [[1, 9], 0, true], // one row
+      [[6, 8], 1, false], // the last axis: tfjs' kernel
+      [[6, 8], [0, 1], false], // every axis: tfjs' kernel
+      [[2, 3, 4], [0, 2], false], // not leading
+    ];
+    for (const [shape, axis, loop] of cases) {
+      for (const keepDims of [false, true]) {
+        tf.tidy(() => {
+          const n = shape.reduce((x, y) => x * y, 1);
+          const data = Float32Array.from(tf.randomNormal([n], 0, 100, 'float32', n).dataSync(), (v, i) => (i % 7 === 0 ? special[(i / 7) % special.length]! : v));
+          const x = tf.tensor(data, shape);
+          const run = () => {
+            const t = tf.sum(x, axis, keepDims);
+            return { shape: t.shape, bits: new Uint32Array((t.dataSync() as Float32Array).buffer) };
+          };
+          const before = columnSumCalls();
+          const ours = run();
+          expect(columnSumCalls() - before, `${shape} ${axis}`).toBe(loop ? 1 : 0);
+          setWasmKernels(['matmul', 'tn', 'copy', 'fused', 'fma']); // all but elementwise
+          const theirs = run();
+          setWasmKernels(true);
+          expect(ours, `${shape} axis ${axis} keepDims ${keepDims}`).toEqual(theirs);
+        });
+      }
     }
   });
 

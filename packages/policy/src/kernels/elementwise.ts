@@ -4,6 +4,10 @@
  * of set-up per call on these (measured: 9.6 us for a [8, 128] + [128] add), and decoding makes ~40 such calls per
  * token step on small tensors. Each element is the same single float32 `a + b` or `a * b`, so the bits are those
  * of the kernels replaced (tested). Other shapes, dtypes and backends keep tfjs' kernels.
+ *
+ * Also float32 Sum over leading axes (the gradients of biases and norm weights: [rows, D] -> [D]): tfjs-wasm
+ * transposes the input and then sums each column in order; here the rows are added in order onto the output, one
+ * vector of columns at a time, so each column is the same float32 sum in the same order without the transpose.
  */
 import * as tf from '@tensorflow/tfjs';
 import { once, replaceWasmKernel, wasmKernelsActive, WasmKernelModule, type WasmBackendLike, type WasmFunction } from './runtime.ts';
@@ -38,7 +42,43 @@ function rowsCode(op: 'add' | 'mul'): Code {
   return f;
 }
 
-const kernels = new WasmKernelModule(() => [{ name: 'add', code: rowsCode('add') }, { name: 'mul', code: rowsCode('mul') }]);
+/**
+ * columnSum(x, out, rows, m): out[j] = ((0 + x[0, j]) + x[1, j]) + ... + x[rows-1, j] for j < m, float32, rows in
+ * order (x row-major [rows, m]): the order of tfjs-wasm's Sum over a transposed input.
+ */
+function columnSumCode(): Code {
+  const f = new Code([I32, I32, I32, I32]);
+  const [x, out, rows, m] = [0, 1, 2, 3];
+  const [j, m4, end] = [f.local(I32), f.local(I32), f.local(I32)];
+  f.get(m).i32(2).shl().set(m4);
+  f.get(m4).i32(-16).and().set(end);
+  /** out[j] (op)= x[j] for j (in bytes) up to `limit`, a vector or a float at a time; `first`: out[j] = 0 + x[j]. */
+  const pass = (first: boolean) => {
+    for (const [limit, bytes] of [[end, 16], [m4, 4]] as const) {
+      f.i32(0).set(j);
+      if (bytes === 4) f.get(end).set(j);
+      f.while(() => f.get(j).get(limit).ltU(), () => {
+        f.get(out).get(j).add();
+        if (first) (bytes === 16 ? f.v128Zero() : f.f32Zero());
+        else (f.get(out).get(j).add(), bytes === 16 ? f.v128Load() : f.f32Load());
+        f.get(x).get(j).add();
+        if (bytes === 16) f.v128Load().f32x4Add().v128Store();
+        else f.f32Load().f32Add().f32Store();
+        f.inc(j, bytes);
+      });
+    }
+    f.inc(x, () => f.get(m4)).inc(rows, -1);
+  };
+  pass(true);
+  f.while(() => f.get(rows), () => pass(false));
+  return f;
+}
+
+const kernels = new WasmKernelModule(() => [
+  { name: 'add', code: rowsCode('add') },
+  { name: 'mul', code: rowsCode('mul') },
+  { name: 'columnSum', code: columnSumCode() },
+]);
 
 /** The Add / Multiply loops on `be` (add, mul), for callers that bypass the engine. */
 export function elementwiseKernelsFor(be: WasmBackendLike): Record<string, WasmFunction> {
@@ -71,8 +111,9 @@ export function elementwiseLoopCalls(): number {
   return loopCalls;
 }
 
-/** Replace tfjs-wasm's Add and Multiply (once: call it with the wasm backend loaded, e.g. when it is active). */
+/** Replace tfjs-wasm's Add, Multiply and Sum (once: call it with the wasm backend loaded, e.g. when it is active). */
 export const useElementwiseKernels = once((): void => {
+  useColumnSumKernel();
   for (const [name, fn] of [['Add', 'add'], ['Multiply', 'mul']] as const) {
     replaceWasmKernel(name, (original) => (args) => {
       const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -87,3 +128,41 @@ export const useElementwiseKernels = once((): void => {
     });
   }
 });
+
+/**
+ * Sum over leading axes, given in increasing order, as (rows, m, output shape), or null for other reductions,
+ * dtypes or empty inputs (then tfjs' kernel runs). A sum over every axis stays with tfjs (its single running sum
+ * is the same loop).
+ */
+function leadingSum(x: tf.TensorInfo, axis: number | number[], keepDims: boolean): { rows: number; m: number; shape: number[] } | null {
+  const rank = x.shape.length;
+  if (x.dtype !== 'float32' || size(x.shape) === 0) return null;
+  // in the order given: tfjs-wasm sums the reduced axes in that order (axes [1, 0] run axis 1 outermost)
+  const axes = (Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a));
+  const k = axes.length;
+  if (k === 0 || k >= rank || axes.some((a, i) => a !== i)) return null;
+  const shape = keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
+  return { rows: size(x.shape.slice(0, k)), m: size(x.shape.slice(k)), shape };
+}
+
+let sumCalls = 0;
+
+/** How many Sum calls took the column loop so far (for tests). */
+export function columnSumCalls(): number {
+  return sumCalls;
+}
+
+/** Replace tfjs-wasm's Sum for sums over leading axes (useElementwiseKernels does). */
+const useColumnSumKernel = (): void => {
+  replaceWasmKernel('Sum', (original) => (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const layout = wasmKernelsActive('elementwise') ? leadingSum(x, axis, keepDims) : null;
+    if (!layout) return original(args);
+    const be = args.backend as unknown as WasmBackendLike;
+    const out = be.makeOutput(layout.shape, 'float32');
+    sumCalls++;
+    kernels.exportsFor(be).columnSum!(be.getMemoryOffset(x.dataId), be.getMemoryOffset(out.dataId), layout.rows, layout.m);
+    return out;
+  });
+};

@@ -145,7 +145,7 @@ export function replaceWasmKernel(name: string, make: (original: tf.KernelFunc) 
 /**
  * The kernel groups: matmul (a @ b and a @ b^T), tn (a^T @ b, weight gradients), copy (gathers, concat, slices),
  * fused (RMSNorm, RoPE), fma (the matmul kernels with fused multiply-adds, where relaxed SIMD compiles),
- * elementwise (Add and Multiply where one operand repeats along the other's leading axes).
+ * elementwise (Add and Multiply where one operand repeats along the other's leading axes, Sum over leading axes).
  */
 export type KernelGroup = 'matmul' | 'tn' | 'copy' | 'fused' | 'fma' | 'elementwise';
 const GROUPS: readonly KernelGroup[] = ['matmul', 'tn', 'copy', 'fused', 'fma', 'elementwise'];
