@@ -52,11 +52,10 @@ function columnSumCode(): Code {
   const [j, m4, end] = [f.local(I32), f.local(I32), f.local(I32)];
   f.get(m).i32(2).shl().set(m4);
   f.get(m4).i32(-16).and().set(end);
-  /** out[j] (op)= x[j] for j (in bytes) up to `limit`, a vector or a float at a time; `first`: out[j] = 0 + x[j]. */
+  /** One row: out[j] += x[j] (the first row: out[j] = 0 + x[j]), whole vectors, then the tail a float at a time. */
   const pass = (first: boolean) => {
+    f.i32(0).set(j);
     for (const [limit, bytes] of [[end, 16], [m4, 4]] as const) {
-      f.i32(0).set(j);
-      if (bytes === 4) f.get(end).set(j);
       f.while(() => f.get(j).get(limit).ltU(), () => {
         f.get(out).get(j).add();
         if (first) (bytes === 16 ? f.v128Zero() : f.f32Zero());

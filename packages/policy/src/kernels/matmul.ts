@@ -42,7 +42,7 @@ const K_BLOCK = 256;
  * same bits.
  */
 function bmmCode(transposeA: boolean, fma: boolean): Code {
-  const f = new Code(transposeA ? [I32, I32, I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32, I32]);
+  const f = new Code(new Array<typeof I32>(transposeA ? 8 : 7).fill(I32)); // bmmTN takes the panel too
   const [a, b, c, batch, M, K, N, panel] = [0, 1, 2, 3, 4, 5, 6, 7];
   const [bi, i, j, k, pa, pb, pc, aB, bB, cB, k0, kLen] = Array.from({ length: 12 }, () => f.local(I32));
   // row strides in bytes: rowA[r] = r K 4, rowC[r] = r N 4 (r = 1 .. ROWS-1)
