@@ -1,4 +1,4 @@
-import { RunLayout, log, progress, selectBackend, type EmpoConfig, type MetricsRow, type QueryRow } from '@empo/core';
+import { RunLayout, log, progress, selectBackend, writeJsonAtomic, type EmpoConfig, type FileWriter, type MetricsRow, type QueryRow } from '@empo/core';
 import { clusterStep, makeJudge, readGoldAnswers } from '@empo/clusterer';
 import { checkRunInputs, readTrainQueries, sampleStepParallel } from '@empo/sampler';
 import { TrainerSession, checkCollapse } from '@empo/trainer';
@@ -18,7 +18,7 @@ export function checkedTrainQueries(config: EmpoConfig): QueryRow[] {
  * trainer.save_steps steps and at the end. Resumes from the latest complete checkpoint; since
  * data order and sampling are derived from (seed, step), a resumed run matches an
  * uninterrupted one exactly. `onStep` runs after each step, while that step's metrics file may still be
- * being written (TrainerSession.flush waits for it).
+ * waiting to be written (TrainerSession.flush writes it and waits).
  */
 export async function trainLoop(
   config: EmpoConfig,
@@ -50,11 +50,16 @@ export async function trainLoop(
   try {
     // Sampling and the update's micro-batches run on worker threads (config `workers`); same results.
     if (options.workers === undefined) workers = await loopWorkers(config, backend, session.policy);
+    // Each step's rollouts.parquet and clusters.parquet go to the session, which encodes them during the update
+    // while a worker's core is free and writes them in the background (a checkpoint waits for them); the
+    // stage commands write config.json with every file, the loop once.
+    writeJsonAtomic(layout.configPath, config);
+    const write: FileWriter = (path, encode) => session.writeWithStep(path, encode);
     for (let step = from + 1; step <= steps; step++) {
-      const rollouts = await sampleStepParallel(session.policy, workers, queries, config, step);
-      const clusters = await clusterStep(rollouts, config, step, { goldAnswers, judge: judge?.judge });
-      await session.flush(); // the collapse guard reads the earlier steps' metrics files
-      const alarm = checkCollapse(layout, config.trainer, step, clusters);
+      const rollouts = await sampleStepParallel(session.policy, workers, queries, config, step, write);
+      const clusters = await clusterStep(rollouts, config, step, { goldAnswers, judge: judge?.judge, write });
+      // the last steps' metrics from memory: their files may still wait for the next update (TrainerSession.trainParallel)
+      const alarm = checkCollapse(layout, config.trainer, step, clusters, session.knownMetrics);
       if (alarm) {
         log.warn(`train: collapse guard stopped run '${config.run}' before step ${step} (no update applied; step ${step - 1} is the result): ${alarm}`);
         if (layout.latestCheckpointStep() < step - 1) await session.save();

@@ -1,5 +1,5 @@
-import { EmpoError, RunLayout, clustersSpec, labeledQueriesSpec, log, readParquetRows, rolloutsSpec, writeJsonAtomic, writeParquet } from '@empo/core';
-import type { ClusterRow, EmpoConfig, LabeledQueryRow, RolloutRow } from '@empo/core';
+import { EmpoError, RunLayout, clustersSpec, encodeParquet, labeledQueriesSpec, log, readParquetRows, rolloutsSpec, writeFileNow, writeJsonAtomic } from '@empo/core';
+import type { ClusterRow, EmpoConfig, FileWriter, LabeledQueryRow, RolloutRow } from '@empo/core';
 import type { Judge } from '@empo/grader';
 import { makeJudge } from './judge.ts';
 import { clusterRollouts } from './cluster.ts';
@@ -24,12 +24,16 @@ export function readGoldAnswers(config: EmpoConfig): Map<string, string> | undef
   return new Map(rows.map((r) => [r.question_id, r.answer]));
 }
 
-/** Cluster one step's rollouts and write <run>/step-k/clusters.parquet. */
+/**
+ * Cluster one step's rollouts and write <run>/step-k/clusters.parquet (and the run's config.json) now; or, given
+ * `options.write`, hand clusters.parquet to it (`empo train`: written in the background; the loop writes
+ * config.json once).
+ */
 export async function clusterStep(
   rollouts: readonly RolloutRow[],
   config: EmpoConfig,
   step: number,
-  options: { goldAnswers?: ReadonlyMap<string, string>; judge?: Judge } = { goldAnswers: readGoldAnswers(config) },
+  options: { goldAnswers?: ReadonlyMap<string, string>; judge?: Judge; write?: FileWriter } = { goldAnswers: readGoldAnswers(config) },
 ): Promise<ClusterRow[]> {
   const layout = RunLayout.fromConfig(config);
   const rows = await clusterRollouts(rollouts, config.clusterer, config.seed, step, options);
@@ -38,8 +42,8 @@ export async function clusterStep(
   const meanEntropy = groups.reduce((s, r) => s + r.entropy, 0) / groups.length;
   const meanReward = rows.reduce((s, r) => s + r.reward, 0) / rows.length;
   log.info(`clusterer: step ${step}, ${groups.length} questions, kept ${kept}, semantic entropy ${meanEntropy.toFixed(3)}, reward ${meanReward.toFixed(3)}`);
-  writeJsonAtomic(layout.configPath, config);
-  writeParquet(layout.clustersPath(step), clustersSpec, rows);
+  if (!options.write) writeJsonAtomic(layout.configPath, config);
+  (options.write ?? writeFileNow)(layout.clustersPath(step), () => encodeParquet(clustersSpec, rows));
   return rows;
 }
 

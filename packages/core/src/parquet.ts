@@ -69,15 +69,30 @@ export function tableToParquet(table: arrow.Table): Uint8Array {
   return parquet.writeParquet(parquet.Table.fromIPCStream(arrow.tableToIPC(table, 'stream')), props);
 }
 
+/** Rows as the bytes of a Parquet file with exactly the spec's columns. */
+export function encodeParquet(spec: TableSpec, rows: readonly object[]): Uint8Array {
+  return tableToParquet(tableFromRows(spec, rows));
+}
+
 /** Write rows as a Parquet file atomically (temporary name, then rename). */
 export function writeParquet(path: string, spec: TableSpec, rows: readonly object[]): void {
-  writeFileAtomic(path, tableToParquet(tableFromRows(spec, rows)));
+  writeFileAtomic(path, encodeParquet(spec, rows));
 }
 
 /** `writeParquet` with the file written and flushed on libuv's thread pool (the encoding runs here). */
 export async function writeParquetAsync(path: string, spec: TableSpec, rows: readonly object[]): Promise<void> {
-  await writeFileAtomicAsync(path, tableToParquet(tableFromRows(spec, rows)));
+  await writeFileAtomicAsync(path, encodeParquet(spec, rows));
 }
+
+/**
+ * Where a stage hands a file it produced: `path` and how to encode its bytes. The stage commands write at once
+ * (`writeFileNow`); `empo train` hands the step's files to its TrainerSession, which encodes them while a worker's
+ * core is free and writes them in the background (TrainerSession.writeWithStep).
+ */
+export type FileWriter = (path: string, encode: () => Uint8Array) => void;
+
+/** A FileWriter that encodes and writes atomically, now. */
+export const writeFileNow: FileWriter = (path, encode) => writeFileAtomic(path, encode());
 
 /** Check that a table has every column of the spec with the right type. */
 export function checkSchema(table: arrow.Table, spec: TableSpec, source: string): void {

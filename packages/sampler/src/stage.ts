@@ -1,6 +1,6 @@
 import {
-  EmpoError, RunLayout, log, queriesSpec, readParquetRows, rolloutsSpec, selectBackend, writeJsonAtomic, writeParquet,
-  type EmpoConfig, type QueryRow, type RolloutRow,
+  EmpoError, RunLayout, encodeParquet, log, queriesSpec, readParquetRows, rolloutsSpec, selectBackend, writeFileNow, writeJsonAtomic, writeParquet,
+  type EmpoConfig, type FileWriter, type QueryRow, type RolloutRow,
 } from '@empo/core';
 import { Policy, loadTokenizer, formatMemory, startWorkers, type PolicyWorkers } from '@empo/policy';
 import { OpenAIClient } from '@empo/server';
@@ -15,28 +15,34 @@ export function readTrainQueries(config: EmpoConfig): QueryRow[] {
   return queries;
 }
 
-/** Sample step `step` with a loaded policy and write <run>/step-k/rollouts.parquet. */
-export function sampleStep(policy: Policy, queries: readonly QueryRow[], config: EmpoConfig, step: number): RolloutRow[] {
+/**
+ * Sample step `step` with a loaded policy and write <run>/step-k/rollouts.parquet (and the run's config.json) now;
+ * or, given `write`, hand rollouts.parquet to it (`empo train`: written in the background; the loop writes
+ * config.json once).
+ */
+export function sampleStep(policy: Policy, queries: readonly QueryRow[], config: EmpoConfig, step: number, write?: FileWriter): RolloutRow[] {
   const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
   const start = Date.now();
-  return writeRollouts(config, step, sampleRollouts(policy, questions, config.sampler, { step, seed: config.seed }), start);
+  return writeRollouts(config, step, sampleRollouts(policy, questions, config.sampler, { step, seed: config.seed }), start, write);
 }
 
 /** `sampleStep` with generation split across worker threads (the same rollouts); in this thread without workers. */
-export async function sampleStepParallel(policy: Policy, workers: PolicyWorkers | null, queries: readonly QueryRow[], config: EmpoConfig, step: number): Promise<RolloutRow[]> {
-  if (!workers || workers.size < 2) return sampleStep(policy, queries, config, step);
+export async function sampleStepParallel(
+  policy: Policy, workers: PolicyWorkers | null, queries: readonly QueryRow[], config: EmpoConfig, step: number, write?: FileWriter,
+): Promise<RolloutRow[]> {
+  if (!workers || workers.size < 2) return sampleStep(policy, queries, config, step, write);
   const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
   const start = Date.now();
-  return writeRollouts(config, step, await sampleRolloutsParallel(policy, workers, questions, config.sampler, { step, seed: config.seed }), start);
+  return writeRollouts(config, step, await sampleRolloutsParallel(policy, workers, questions, config.sampler, { step, seed: config.seed }), start, write);
 }
 
-function writeRollouts(config: EmpoConfig, step: number, rows: RolloutRow[], start: number): RolloutRow[] {
+function writeRollouts(config: EmpoConfig, step: number, rows: RolloutRow[], start: number, write?: FileWriter): RolloutRow[] {
   const layout = RunLayout.fromConfig(config);
   const tokens = rows.reduce((n, r) => n + r.completion_ids.length, 0);
   const seconds = (Date.now() - start) / 1000;
   log.info(`sampler: step ${step}, ${rows.length} completions, ${tokens} tokens in ${seconds.toFixed(1)}s (${Math.round(tokens / seconds)} tokens/s); memory ${formatMemory()}`);
-  writeJsonAtomic(layout.configPath, config);
-  writeParquet(layout.rolloutsPath(step), rolloutsSpec, rows);
+  if (!write) writeJsonAtomic(layout.configPath, config);
+  (write ?? writeFileNow)(layout.rolloutsPath(step), () => encodeParquet(rolloutsSpec, rows));
   return rows;
 }
 

@@ -60,18 +60,30 @@ export function collapseAlarm(history: readonly BatchSignals[], current: BatchSi
 }
 
 /**
- * The guards for step `step` of a run, with the earlier steps' signals read from their
+ * The guards for step `step` of a run, with the earlier steps' signals taken from `known` (a training session's
+ * recent metrics, TrainerSession.knownMetrics, whose files may still be being written) or else read from their
  * metrics.parquet. Only the first and the last collapse_window steps are read (the guards look at
  * nothing else), so the check costs the same at step 10 and at step 10,000; the steps in between
  * stay holes in the history array.
  */
-export function checkCollapse(layout: RunLayout, t: TrainerConfig, step: number, clusters: readonly ClusterRow[]): string | null {
+export function checkCollapse(
+  layout: RunLayout,
+  t: TrainerConfig,
+  step: number,
+  clusters: readonly ClusterRow[],
+  known: ReadonlyMap<number, MetricsRow> = new Map(),
+): string | null {
   const w = t.collapse_window;
   const history: BatchSignals[] = new Array(step - 1);
   const needed = new Set<number>();
   for (let s = 1; s <= Math.min(w, step - 1); s++) needed.add(s);
   for (let s = Math.max(1, step - w + 1); s < step; s++) needed.add(s);
   for (const s of needed) {
+    const row = known.get(s);
+    if (row) {
+      history[s - 1] = row;
+      continue;
+    }
     const path = layout.metricsPath(s);
     if (!existsSync(path)) return null; // a run whose earlier steps were not trained here has no history to judge
     history[s - 1] = readParquetRows<MetricsRow>(path, metricsSpec)[0]!;

@@ -1,9 +1,10 @@
 /**
  * The parent's share of a parallel update: the micro-batch gradients that workers wrote into shared buffers,
  * summed per weight in micro-batch order, ((g0 + g1) + g2) + ..., with tf.add: the same float32 adds, in the same
- * order, as policyUpdate's accumulation, so any number of workers gives the same bits. The sum runs as the
- * gradients arrive: each is added once every gradient before it is in, so with tasks handed out in micro-batch
- * order most of the adding happens while the workers compute the last micro-batches, not after them.
+ * order, as policyUpdate's accumulation, so any number of workers gives the same bits. Each gradient is added
+ * once every gradient before it is in, from the moment `startAdding` is called: policyUpdateParallel calls it
+ * when a worker has no task left, so the adding runs on that free core while the last micro-batches are computed,
+ * and takes no core from a worker before (as it did when gradients were added as they arrived, 5-10 ms a step).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Policy } from '@empo/policy';
@@ -16,29 +17,43 @@ export class OrderedGradientSum {
   private sum: Map<string, tf.Tensor> | null = null;
   /** Index of the next gradient to add. */
   private next = 0;
+  private adding: boolean;
   private disposed = false;
 
-  constructor(private readonly weights: ReadonlyMap<string, tf.Tensor>, readonly count: number) {
+  /** With `adding` false, gradients wait until `startAdding` (or `take`); true adds each as soon as it can be. */
+  constructor(private readonly weights: ReadonlyMap<string, tf.Tensor>, readonly count: number, { adding = true } = {}) {
     this.arrived = new Array<GradientResult | undefined>(count);
+    this.adding = adding;
   }
 
   /**
-   * Micro-batch `index`'s gradient, in any order. Adds it, and any that waited for it, to the sum. Its buffer must
-   * stay unchanged until then (it is read when added, not copied on arrival).
+   * Micro-batch `index`'s gradient, in any order. Once adding has started, adds it, and any that waited for it, to
+   * the sum. Its buffer must stay unchanged until then (it is read when added, not copied on arrival).
    */
   add(index: number, result: GradientResult): void {
     if (this.disposed) return; // a task that finished after another one failed
     if (!Number.isInteger(index) || index < 0 || index >= this.count) throw new Error(`OrderedGradientSum: micro-batch ${index} out of 0..${this.count - 1}`);
     if (index < this.next || this.arrived[index]) throw new Error(`OrderedGradientSum: micro-batch ${index} added twice`);
     this.arrived[index] = result;
+    if (this.adding) this.addWaiting();
+  }
+
+  /** Add the gradients that arrived (those in order), and each later one as it arrives. */
+  startAdding(): void {
+    this.adding = true;
+    if (!this.disposed) this.addWaiting();
+  }
+
+  private addWaiting(): void {
     while (this.next < this.count && this.arrived[this.next]) {
       this.addInOrder(this.arrived[this.next]!);
       this.arrived[this.next++] = undefined;
     }
   }
 
-  /** The summed gradients, keyed by weight name (the caller disposes them). Every micro-batch must have been added. */
+  /** The summed gradients, keyed by weight name (the caller disposes them). Every micro-batch must have arrived. */
   take(): Map<string, tf.Tensor> {
+    if (!this.disposed) this.startAdding();
     if (this.disposed || this.next < this.count || !this.sum) throw new Error(`OrderedGradientSum: ${this.next} of ${this.count} micro-batch gradients added`);
     const sum = this.sum;
     this.sum = null;

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
-  EmpoError, RunLayout, log, metricsSpec, writeParquetAsync,
+  EmpoError, RunLayout, encodeParquet, log, metricsSpec, writeFileAtomicAsync,
   type ClusterRow, type EmpoConfig, type MetricsRow, type RolloutRow,
 } from '@empo/core';
 import { Policy, formatMemory, type PolicyWorkers } from '@empo/policy';
@@ -18,9 +18,16 @@ import { buildExamples, policyUpdate, policyUpdateParallel, type Example, type U
  */
 export class TrainerSession {
   private previousMetrics: MetricsRow | null = null;
-  /** The metrics files still being written, in step order (see `flush`). */
-  private metricsWrite: Promise<void> = Promise.resolve();
-  /** The first failed metrics write, thrown by the next `flush`, `train` or `save`. */
+  /** The metrics of the steps trained so far whose collapse signals the guard may read (see `knownMetrics`). */
+  private readonly recentMetrics = new Map<number, MetricsRow>();
+  /**
+   * Files waiting to be encoded and written (see `trainParallel` and `writeWithStep`), in the order they came:
+   * a metrics file, and the rollouts and clusters files `empo train` hands over; `step` for metrics files.
+   */
+  private unencoded: { path: string; encode: () => Uint8Array; step?: number }[] = [];
+  /** The files still being written, in the order they came (see `flush`). */
+  private pendingWrites: Promise<void> = Promise.resolve();
+  /** The first failed write, thrown by the next `flush`, `train` or `save`. */
   private writeError: Error | null = null;
 
   private constructor(
@@ -56,25 +63,61 @@ export class TrainerSession {
   }
 
   /**
-   * One update from the rollouts and clusters of step `this.step + 1`; writes that step's metrics.parquet in the
-   * background (see `flush`).
+   * One update from the rollouts and clusters of step `this.step + 1`; encodes that step's metrics.parquet and
+   * writes it in the background (see `flush`).
    */
   train(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[]): MetricsRow {
     this.throwWriteError();
+    this.encodePending();
     const { examples, lr, options } = this.begin(rollouts, clusters);
-    return this.finish(rollouts, clusters, policyUpdate(this.policy, this.optimizer, examples, this.config.trainer, options), lr);
+    const metrics = this.finish(rollouts, clusters, policyUpdate(this.policy, this.optimizer, examples, this.config.trainer, options), lr);
+    this.write(this.layout.metricsPath(metrics.step), () => encodeParquet(metricsSpec, [metrics]));
+    return metrics;
   }
 
   /**
    * `train` with the micro-batch gradients computed by worker threads (see policyUpdateParallel): the same
    * metrics, weights and optimizer state as `train`. Without workers (or with one), the same as `train`.
+   *
+   * With workers, a step's metrics file is encoded during the next step's update, once a worker has no gradient
+   * task left (policyUpdateParallel's onWorkerFree): that core would wait for the last task anyway. Encoded
+   * any earlier, it took a core from a worker (1-11 ms of this thread's CPU, most often during the next
+   * sampling's prefill; BENCHMARKS.md, seventeenth round). An update without gradient tasks (no group kept)
+   * leaves them for the next one; `flush` encodes what is still waiting.
    */
   async trainParallel(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[], workers: PolicyWorkers | null): Promise<MetricsRow> {
-    await this.flush();
     if (!workers || workers.size < 2) return this.train(rollouts, clusters);
+    this.throwWriteError();
     const { examples, lr, options } = this.begin(rollouts, clusters);
-    const stats = await policyUpdateParallel(this.policy, this.optimizer, examples, this.config.trainer, { ...options, workers });
-    return this.finish(rollouts, clusters, stats, lr);
+    const onWorkerFree = () => this.encodePending();
+    const stats = await policyUpdateParallel(this.policy, this.optimizer, examples, this.config.trainer, { ...options, workers, onWorkerFree });
+    const metrics = this.finish(rollouts, clusters, stats, lr);
+    this.unencoded.push({ path: this.layout.metricsPath(metrics.step), encode: () => encodeParquet(metricsSpec, [metrics]), step: metrics.step });
+    return metrics;
+  }
+
+  /**
+   * A file of the step about to be trained (`empo train` hands over its rollouts.parquet and clusters.parquet,
+   * see FileWriter): encoded during the update, while a worker's core is free (at the update's start without
+   * workers), then written in the background with the metrics files, atomically. `flush` and `save` wait for it,
+   * so a checkpoint never exists without its step's files.
+   */
+  writeWithStep(path: string, encode: () => Uint8Array): void {
+    this.throwWriteError();
+    this.unencoded.push({ path, encode });
+  }
+
+  /** Steps trained whose metrics file is not encoded yet (with workers, the last step until the next update or `flush`). */
+  get pendingMetricsSteps(): number[] {
+    return this.unencoded.flatMap((u) => (u.step === undefined ? [] : [u.step]));
+  }
+
+  /**
+   * The metrics of recent steps trained by this session, whose files may not be on disk yet: give them to
+   * checkCollapse, so that the guard needs no `flush` first.
+   */
+  get knownMetrics(): ReadonlyMap<number, MetricsRow> {
+    return this.recentMetrics;
   }
 
   private begin(rollouts: readonly RolloutRow[], clusters: readonly ClusterRow[]): { examples: Example[]; lr: number; options: UpdateOptions } {
@@ -100,8 +143,11 @@ export class TrainerSession {
     const warning = collapseWarning(this.previousMetrics, metrics);
     if (warning) log.warn(warning);
     this.previousMetrics = metrics;
+    // the guard reads the first and the last collapse_window steps: keep those
+    const w = this.config.trainer.collapse_window;
+    this.recentMetrics.set(step, metrics);
+    if (step - w > w) this.recentMetrics.delete(step - w);
     this.step = step;
-    this.writeMetrics(this.layout.metricsPath(step), metrics);
     log.info(
       `trainer: step ${step} loss ${metrics.loss.toFixed(4)} reward ${metrics.reward.toFixed(3)} entropy ${metrics.semantic_entropy.toFixed(3)} ` +
         `kept ${(metrics.kept_fraction * 100).toFixed(0)}% grad_norm ${metrics.grad_norm.toFixed(3)} clip ${metrics.clip_ratio.toFixed(3)} ` +
@@ -111,18 +157,28 @@ export class TrainerSession {
   }
 
   /**
-   * A step's metrics file is written after the step returns: encoded once the caller yields (the next step's
-   * sampling tasks are out by then, so the workers compute meanwhile) and flushed to disk on libuv's thread pool.
-   * The step's time then holds neither the encoding nor the disk flush (5-13 ms a step, BENCHMARKS.md fourteenth
-   * round). Writes run one at a time, in step order, each atomic (temporary name, then rename).
+   * Encode a file here and now, and write it on libuv's thread pool: the step's time does not hold the disk flush
+   * (5-13 ms a file, BENCHMARKS.md fourteenth round). Writes run one at a time, in the order they came, each atomic
+   * (temporary name, then rename).
    */
-  private writeMetrics(path: string, metrics: MetricsRow): void {
-    this.metricsWrite = this.metricsWrite
-      .then(() => new Promise<void>((done) => setImmediate(done)))
-      .then(() => (this.writeError ? undefined : writeParquetAsync(path, metricsSpec, [metrics])))
-      .catch((error: unknown) => {
-        this.writeError ??= new EmpoError(`trainer: could not write ${path}: ${error instanceof Error ? error.message : String(error)}`);
-      });
+  private write(path: string, encode: () => Uint8Array): void {
+    const fail = (error: unknown) => {
+      this.writeError ??= new EmpoError(`trainer: could not write ${path}: ${error instanceof Error ? error.message : String(error)}`);
+    };
+    if (this.writeError) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = encode();
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    this.pendingWrites = this.pendingWrites.then(() => (this.writeError ? undefined : writeFileAtomicAsync(path, bytes))).catch(fail);
+  }
+
+  /** Encode and start writing the files that wait for it (see trainParallel). */
+  private encodePending(): void {
+    for (const { path, encode } of this.unencoded.splice(0)) this.write(path, encode);
   }
 
   private throwWriteError(): void {
@@ -130,11 +186,14 @@ export class TrainerSession {
   }
 
   /**
-   * Wait until every metrics file of the steps trained so far is on disk; throws if one could not be written.
-   * `save` calls it; call it before reading metrics files back (the collapse guard, a report) and before exiting.
+   * Wait until every file handed over so far (metrics files, `writeWithStep`) is on disk; throws if one could not
+   * be written.
+   * `save` calls it; call it before reading metrics files back (a report) and before exiting. The collapse
+   * guard needs no flush when given `knownMetrics`.
    */
   async flush(): Promise<void> {
-    await this.metricsWrite;
+    this.encodePending();
+    await this.pendingWrites;
     this.throwWriteError();
   }
 

@@ -175,17 +175,26 @@ export function policyUpdate(policy: Policy, optimizer: AdamW, examples: readonl
 
 /**
  * `policyUpdate` with the micro-batches' gradients computed by worker threads (each on its copy of the
- * policy, synced before every iteration) and summed here in micro-batch order as they come back
- * (OrderedGradientSum), in float32: the same
- * arithmetic as policyUpdate, so the weights and optimizer state after the update are identical to it,
- * whatever the number of workers. Clipping and the AdamW step run in this thread.
+ * policy, synced before every iteration) and summed here in micro-batch order (OrderedGradientSum), in
+ * float32: the same arithmetic as policyUpdate, so the weights and optimizer state after the update are identical
+ * to it, whatever the number of workers. Clipping and the AdamW step run in this thread. This thread's work
+ * during the update (the sum, `onWorkerFree`) waits until a worker has no task left, so that it takes no core
+ * from a computing worker.
  */
 export async function policyUpdateParallel(
   policy: Policy,
   optimizer: AdamW,
   examples: readonly Example[],
   config: TrainerConfig,
-  options: UpdateOptions & { workers: PolicyWorkers },
+  options: UpdateOptions & {
+    workers: PolicyWorkers;
+    /**
+     * Called once per iteration, as soon as fewer gradient tasks remain than there are workers: from then on a
+     * worker's core stays free until the iteration ends, so work of this thread's own (a metrics file to encode)
+     * costs the workers nothing there. Called at the iteration's start when it has fewer tasks than workers.
+     */
+    onWorkerFree?: () => void;
+  },
 ): Promise<UpdateStats> {
   const u = new Update(policy, optimizer, examples, config, options);
   const { workers, reference } = options;
@@ -207,24 +216,35 @@ export async function policyUpdateParallel(
   const outputs = gradientBuffers(workers, u.parts.length, [...policy.weights.values()].reduce((n, v) => n + v.size, 0));
   for (let iteration = 0; iteration < u.iterations; iteration++) {
     await workers.syncWeights(policy.weights);
-    // Handed out in micro-batch order (longest first, see microBatches), and summed as they come back.
-    const sum = new OrderedGradientSum(policy.weights, u.parts.length);
+    // Handed out in micro-batch order (longest first, see microBatches), and summed from the moment a worker has
+    // no task left (its core is free until the last task ends; see OrderedGradientSum).
+    const sum = new OrderedGradientSum(policy.weights, u.parts.length, { adding: false });
     const results: GradientResult[] = new Array(u.parts.length);
+    let remaining = u.parts.length;
+    let freed = false;
+    const checkWorkerFree = () => {
+      if (freed || remaining === 0 || remaining >= workers.size) return;
+      freed = true;
+      sum.startAdding();
+      options.onWorkerFree?.();
+    };
     try {
-      await Promise.all(
-        u.parts.map(async (part, i) => {
-          const task: GradientTask = {
-            examples: part,
-            settings: u.settings,
-            withStats: iteration === 0,
-            old: old[i] ?? (config.old_logprobs === 'recompute' ? 'recompute' : undefined),
-            ref: ref[i] ?? (refInWorkers ? 'compute' : undefined),
-            out: outputs[i],
-          };
-          results[i] = await workers.run<GradientResult>('trainer.gradient', task);
-          sum.add(i, results[i]);
-        }),
-      );
+      const tasks = u.parts.map(async (part, i) => {
+        const task: GradientTask = {
+          examples: part,
+          settings: u.settings,
+          withStats: iteration === 0,
+          old: old[i] ?? (config.old_logprobs === 'recompute' ? 'recompute' : undefined),
+          ref: ref[i] ?? (refInWorkers ? 'compute' : undefined),
+          out: outputs[i],
+        };
+        results[i] = await workers.run<GradientResult>('trainer.gradient', task);
+        sum.add(i, results[i]);
+        remaining--;
+        checkWorkerFree();
+      });
+      checkWorkerFree(); // fewer tasks than workers: a core is free from the start
+      await Promise.all(tasks);
     } catch (e) {
       sum.dispose();
       throw e;

@@ -61,5 +61,22 @@ describe('collapse guards', () => {
       writeParquet(layout.metricsPath(3), metricsSpec, [metrics(3, 0.01)]);
       expect(checkCollapse(layout, t, 4, unanimous)).toMatch(/steps 2-4/);
     });
+
+    it('take the steps a session knows from memory, whose files may not be written yet', () => {
+      dir = mkdtempSync(join(tmpdir(), 'empo-collapse-'));
+      const layout = RunLayout.fromConfig(configSchema.parse({ runs_dir: dir, run: 'r' }));
+      const metrics = (step: number, entropy: number): MetricsRow => ({
+        step, loss: 0, reward: 0.5, reward_std: 0.1, semantic_entropy: entropy, kept_fraction: 1, distinct_answer_share: 0.8,
+        clip_ratio: 0, kl: 0, policy_entropy: 0.1, grad_norm: 1, learning_rate: 1e-4, completion_length: 20, tokens_per_second: 1, seconds: 1,
+      });
+      const unanimous = [0, 1, 2, 3].map((i) => cluster(`q${i}`, 0, String(i), 4, 0));
+      writeParquet(layout.metricsPath(1), metricsSpec, [metrics(1, 0.6)]);
+      writeParquet(layout.metricsPath(2), metricsSpec, [metrics(2, 0.02)]);
+      // step 3's file is not on disk: without it the guard has no history to judge
+      expect(checkCollapse(layout, t, 4, unanimous)).toBeNull();
+      expect(checkCollapse(layout, t, 4, unanimous, new Map([[3, metrics(3, 0.01)]]))).toMatch(/steps 2-4/);
+      // a known row is used instead of the file
+      expect(checkCollapse(layout, t, 4, unanimous, new Map([[2, metrics(2, 0.9)], [3, metrics(3, 0.9)]]))).toBeNull();
+    });
   });
 });

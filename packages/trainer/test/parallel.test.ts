@@ -117,6 +117,22 @@ describe('OrderedGradientSum', () => {
     expect(() => other.add(0, { ...results[0]!, names: ['b', 'c'] })).toThrow(/gradient for c, which the policy does not have/);
   });
 
+  it('with adding off, holds the gradients until startAdding or take, then gives the same bits', async () => {
+    for (const start of [2, 5]) {
+      const count = tf.memory().numTensors;
+      const sum = new OrderedGradientSum(weights, results.length, { adding: false });
+      [3, 0, 1, 4, 2].forEach((i, k) => {
+        if (k === start) sum.startAdding();
+        sum.add(i, results[i]!);
+        if (k < start) expect(tf.memory().numTensors, `nothing added before startAdding (arrival ${k})`).toBe(count);
+      });
+      const grads = sum.take();
+      for (const name of ['a', 'b']) expect(Buffer.from((await grads.get(name)!.data()).buffer).equals(Buffer.from(expected(name).buffer))).toBe(true);
+      tf.dispose([...grads.values()]);
+      expect(tf.memory().numTensors).toBe(count);
+    }
+  });
+
   it('after dispose (a task failed) drops its partial sum and ignores late gradients', () => {
     const count = tf.memory().numTensors;
     const sum = new OrderedGradientSum(weights, 2);
@@ -162,6 +178,36 @@ describe('policyUpdateParallel', () => {
       reference?.dispose();
     });
   }
+});
+
+describe('policyUpdateParallel onWorkerFree', () => {
+  it('is called once per iteration, as soon as fewer gradient tasks remain than workers', async () => {
+    const p = tinyPolicy(14, 32);
+    const { rollouts, clusters } = batch(p, 9);
+    const run = async (trainer: Record<string, unknown>, parts: number): Promise<number[]> => {
+      const config = parseConfig({ trainer }).trainer;
+      const examples = buildExamples(rollouts, clusters, config);
+      expect(microBatches(examples, config.micro_batch_size)).toHaveLength(parts);
+      const optimizer = new AdamW(p.namedVariables(), { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 });
+      workers.recordTasks();
+      workers.takeTaskLog();
+      let finished = 0;
+      const calls: number[] = []; // gradient tasks finished at each call
+      const onWorkerFree = () => calls.push((finished += workers.takeTaskLog().filter((t) => t.task === 'trainer.gradient').length));
+      try {
+        await policyUpdateParallel(p, optimizer, examples, config, { maxCompletionLength: 8, workers, onWorkerFree });
+      } finally {
+        workers.recordTasks(false);
+        optimizer.dispose();
+      }
+      return calls;
+    };
+    // 4 micro-batches on 2 workers: after the third, one worker has nothing left; again in the second iteration
+    expect(await run({ micro_batch_size: 3, num_iterations: 2 }, 4)).toEqual([3, 7]);
+    // 2 micro-batches: after the first
+    expect(await run({ micro_batch_size: 32 }, 2)).toEqual([1]);
+    p.dispose();
+  });
 });
 
 describe('the trainer.gradient worker task', () => {

@@ -1,10 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RunLayout, metricsSpec, parseConfig, readParquetRows, type ClusterRow, type MetricsRow, type RolloutRow } from '@empo/core';
+import { PolicyWorkers } from '@empo/policy';
 import { TrainerSession } from '../src/session.ts';
+import { trainerTaskModule } from '../src/worker-tasks.ts';
 import { tinyPolicy } from './helpers.ts';
 
 beforeAll(async () => {
@@ -46,6 +48,49 @@ describe('metrics files written in the background', () => {
     }
     await session.save();
     expect(layout.checkpointSteps()).toEqual([2]);
+    session.dispose();
+  });
+
+  it('with workers, are encoded during the next update (a worker free) or at flush, and known to the guard meanwhile', async () => {
+    const { session, layout, step } = await openSession();
+    const workers = await PolicyWorkers.start({ workers: 2, backend: 'cpu', model: session.policy, taskModules: [trainerTaskModule] });
+    try {
+      const m1 = await session.trainParallel(...step(1), workers);
+      expect(session.pendingMetricsSteps).toEqual([1]);
+      expect(existsSync(layout.metricsPath(1))).toBe(false);
+      expect(session.knownMetrics.get(1)).toEqual(m1);
+      let encoded = 0;
+      const extra = join(layout.stepDir(2), 'extra.bin');
+      session.writeWithStep(extra, () => (encoded++, new Uint8Array([7, 8])));
+      const m2 = await session.trainParallel(...step(2), workers);
+      expect(session.pendingMetricsSteps).toEqual([2]); // step 1's was encoded while the update ran
+      expect(encoded).toBe(1); // so was the file handed over
+      expect(existsSync(layout.metricsPath(2))).toBe(false);
+      await session.flush();
+      expect(session.pendingMetricsSteps).toEqual([]);
+      for (const m of [m1, m2]) expect(readParquetRows<MetricsRow>(layout.metricsPath(m.step), metricsSpec)).toEqual([m]);
+      expect([...readFileSync(extra)]).toEqual([7, 8]);
+    } finally {
+      await workers.close();
+      session.dispose();
+    }
+  });
+
+  it('handed over with writeWithStep are encoded at the next update (no workers: its start) and written before a checkpoint', async () => {
+    const { session, layout, step } = await openSession();
+    const path = join(layout.stepDir(1), 'extra.bin');
+    let encoded = 0;
+    session.writeWithStep(path, () => (encoded++, new Uint8Array([1, 2, 3])));
+    expect(encoded).toBe(0);
+    await session.trainParallel(...step(1), null);
+    expect(encoded).toBe(1);
+    await session.save();
+    expect([...readFileSync(path)]).toEqual([1, 2, 3]);
+    session.writeWithStep(join(layout.stepDir(2), 'bad.bin'), () => {
+      throw new Error('no bytes');
+    });
+    await expect(session.flush()).rejects.toThrow(/could not write .*bad\.bin: no bytes/);
+    expect(() => session.writeWithStep(join(layout.stepDir(2), 'later.bin'), () => new Uint8Array())).toThrow(/bad\.bin/);
     session.dispose();
   });
 
