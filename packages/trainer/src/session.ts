@@ -17,8 +17,7 @@ import { buildExamples, policyUpdate, policyUpdateParallel, type Example, type U
  * single step; `empo train` keeps one open across steps and saves every save_steps.
  */
 export class TrainerSession {
-  private previousMetrics: MetricsRow | null = null;
-  /** The metrics of the steps trained so far whose collapse signals the guard may read (see `knownMetrics`). */
+  /** The metrics of the last steps trained (the collapse warning's and guard's; see `knownMetrics`). */
   private readonly recentMetrics = new Map<number, MetricsRow>();
   /**
    * Files waiting to be encoded and written (see `trainParallel` and `writeWithStep`), in the order they came:
@@ -140,9 +139,8 @@ export class TrainerSession {
           `no update was applied and the last good checkpoint (step ${kept}) is kept. Lower trainer.learning_rate or check the rollouts.`,
       );
     }
-    const warning = collapseWarning(this.previousMetrics, metrics);
+    const warning = collapseWarning(this.recentMetrics.get(step - 1) ?? null, metrics);
     if (warning) log.warn(warning);
-    this.previousMetrics = metrics;
     // the guard reads the first and the last collapse_window steps: keep those
     const w = this.config.trainer.collapse_window;
     this.recentMetrics.set(step, metrics);

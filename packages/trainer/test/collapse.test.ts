@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RunLayout, configSchema, metricsSpec, trainerConfigSchema, writeParquet, type ClusterRow, type MetricsRow } from '@empo/core';
 import { batchSignals, checkCollapse, collapseAlarm, type BatchSignals } from '../src/collapse.ts';
 
@@ -44,16 +44,19 @@ describe('collapse guards', () => {
 
   describe('on a run folder', () => {
     let dir = '';
+    let layout: RunLayout;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'empo-collapse-'));
+      layout = RunLayout.fromConfig(configSchema.parse({ runs_dir: dir, run: 'r' }));
+    });
     afterEach(() => rmSync(dir, { recursive: true, force: true }));
+    const metrics = (step: number, entropy: number): MetricsRow => ({
+      step, loss: 0, reward: 0.5, reward_std: 0.1, semantic_entropy: entropy, kept_fraction: 1, distinct_answer_share: 0.8,
+      clip_ratio: 0, kl: 0, policy_entropy: 0.1, grad_norm: 1, learning_rate: 1e-4, completion_length: 20, tokens_per_second: 1, seconds: 1,
+    });
+    const unanimous = [0, 1, 2, 3].map((i) => cluster(`q${i}`, 0, String(i), 4, 0));
 
     it('take the history from the earlier steps\' metrics.parquet', () => {
-      dir = mkdtempSync(join(tmpdir(), 'empo-collapse-'));
-      const layout = RunLayout.fromConfig(configSchema.parse({ runs_dir: dir, run: 'r' }));
-      const metrics = (step: number, entropy: number): MetricsRow => ({
-        step, loss: 0, reward: 0.5, reward_std: 0.1, semantic_entropy: entropy, kept_fraction: 1, distinct_answer_share: 0.8,
-        clip_ratio: 0, kl: 0, policy_entropy: 0.1, grad_norm: 1, learning_rate: 1e-4, completion_length: 20, tokens_per_second: 1, seconds: 1,
-      });
-      const unanimous = [0, 1, 2, 3].map((i) => cluster(`q${i}`, 0, String(i), 4, 0));
       // No history yet: nothing to judge.
       expect(checkCollapse(layout, t, 3, unanimous)).toBeNull();
       writeParquet(layout.metricsPath(1), metricsSpec, [metrics(1, 0.6)]);
@@ -63,13 +66,6 @@ describe('collapse guards', () => {
     });
 
     it('take the steps a session knows from memory, whose files may not be written yet', () => {
-      dir = mkdtempSync(join(tmpdir(), 'empo-collapse-'));
-      const layout = RunLayout.fromConfig(configSchema.parse({ runs_dir: dir, run: 'r' }));
-      const metrics = (step: number, entropy: number): MetricsRow => ({
-        step, loss: 0, reward: 0.5, reward_std: 0.1, semantic_entropy: entropy, kept_fraction: 1, distinct_answer_share: 0.8,
-        clip_ratio: 0, kl: 0, policy_entropy: 0.1, grad_norm: 1, learning_rate: 1e-4, completion_length: 20, tokens_per_second: 1, seconds: 1,
-      });
-      const unanimous = [0, 1, 2, 3].map((i) => cluster(`q${i}`, 0, String(i), 4, 0));
       writeParquet(layout.metricsPath(1), metricsSpec, [metrics(1, 0.6)]);
       writeParquet(layout.metricsPath(2), metricsSpec, [metrics(2, 0.02)]);
       // step 3's file is not on disk: without it the guard has no history to judge

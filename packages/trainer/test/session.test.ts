@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { RunLayout, metricsSpec, parseConfig, readParquetRows, type ClusterRow, type MetricsRow, type RolloutRow } from '@empo/core';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { RunLayout, log, metricsSpec, parseConfig, readParquetRows, type ClusterRow, type MetricsRow, type RolloutRow } from '@empo/core';
 import { PolicyWorkers } from '@empo/policy';
 import { TrainerSession } from '../src/session.ts';
 import { trainerTaskModule } from '../src/worker-tasks.ts';
@@ -34,6 +34,33 @@ async function openSession(): Promise<{ session: TrainerSession; layout: RunLayo
   ];
   return { session, layout, step };
 }
+
+describe('the collapse warning', () => {
+  it('compares a step with the step before it in the same session', async () => {
+    const { session, step } = await openSession();
+    const [rollouts] = step(1);
+    // three questions answered differently, then all the same: distinct majority answers fall from 100% to 33%
+    const batch = (s: number, answers: string[]): [RolloutRow[], ClusterRow[]] => [
+      answers.flatMap((_, q) => rollouts.map((r) => ({ ...r, step: s, question_id: `q${q}` }))),
+      answers.flatMap((answer, q) => [1, 0].map((reward, i) => ({
+        step: s, question_id: `q${q}`, sample_index: i, answer: i === 0 ? answer : 'x', cluster_id: i, cluster_size: 2 - i, reward, entropy: 0.6, keep: true,
+      }))),
+    ];
+    const warn = vi.spyOn(log, 'warn').mockImplementation(() => undefined);
+    try {
+      session.train(...batch(1, ['1', '2', '3']));
+      session.train(...batch(2, ['1', '2', '3']));
+      expect(warn).not.toHaveBeenCalled();
+      session.train(...batch(3, ['4', '4', '4']));
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0]![0]).toMatch(/fell from 100% to 33% of questions at step 3/);
+    } finally {
+      warn.mockRestore();
+      await session.flush();
+      session.dispose();
+    }
+  });
+});
 
 describe('metrics files written in the background', () => {
   it('are on disk after flush, with the metrics the step returned', async () => {
