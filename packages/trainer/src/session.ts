@@ -70,7 +70,7 @@ export class TrainerSession {
     this.encodePending();
     const { examples, lr, options } = this.begin(rollouts, clusters);
     const metrics = this.finish(rollouts, clusters, policyUpdate(this.policy, this.optimizer, examples, this.config.trainer, options), lr);
-    this.write(this.layout.metricsPath(metrics.step), () => encodeParquet(metricsSpec, [metrics]));
+    this.encodePending();
     return metrics;
   }
 
@@ -90,9 +90,7 @@ export class TrainerSession {
     const { examples, lr, options } = this.begin(rollouts, clusters);
     const onWorkerFree = () => this.encodePending();
     const stats = await policyUpdateParallel(this.policy, this.optimizer, examples, this.config.trainer, { ...options, workers, onWorkerFree });
-    const metrics = this.finish(rollouts, clusters, stats, lr);
-    this.unencoded.push({ path: this.layout.metricsPath(metrics.step), encode: () => encodeParquet(metricsSpec, [metrics]), step: metrics.step });
-    return metrics;
+    return this.finish(rollouts, clusters, stats, lr);
   }
 
   /**
@@ -146,6 +144,7 @@ export class TrainerSession {
     this.recentMetrics.set(step, metrics);
     if (step - w > w) this.recentMetrics.delete(step - w);
     this.step = step;
+    this.unencoded.push({ path: this.layout.metricsPath(step), encode: () => encodeParquet(metricsSpec, [metrics]), step });
     log.info(
       `trainer: step ${step} loss ${metrics.loss.toFixed(4)} reward ${metrics.reward.toFixed(3)} entropy ${metrics.semantic_entropy.toFixed(3)} ` +
         `kept ${(metrics.kept_fraction * 100).toFixed(0)}% grad_norm ${metrics.grad_norm.toFixed(3)} clip ${metrics.clip_ratio.toFixed(3)} ` +
