@@ -81,4 +81,4 @@ export type { HandoffMode } from './workers/split-generate.ts';
 export { batchMatMul, batchMatMulNT, batchMatMulTN } from './kernels/matmul.ts';
 export { readInto } from './kernels/copy.ts';
 export { setWasmKernels, wasmKernelsActive, type KernelGroup } from './kernels/runtime.ts';
-export { adamwStep, sumOfSquares, type AdamWConstants } from './kernels/optimizer.ts';
+export { adamwStep, sumOfSquares, sumsOfSquares, type AdamWConstants } from './kernels/optimizer.ts';

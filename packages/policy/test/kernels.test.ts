@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { batchMatMul, batchMatMulNT, batchMatMulTN, setWasmKernels } from '../src/index.ts';
+import { batchMatMul, batchMatMulNT, batchMatMulTN, setWasmKernels, sumOfSquares, sumsOfSquares } from '../src/index.ts';
 import { readFileSync } from 'node:fs';
 import { concat, gatherRows, readInto, slice, transposeKernelCalls, useTransposeKernel } from '../src/kernels/copy.ts';
 import { parseKernelGroups, relaxedSimdAvailable } from '../src/kernels/runtime.ts';
@@ -474,5 +474,32 @@ describe('Transpose on wasm', () => {
     tf.transpose(y, [0, 2, 1, 3]).dispose();
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, y]);
+  });
+});
+
+describe('sums of squares (the gradient norm)', () => {
+  test('four tensors of one size per pass: each sum has the bits of tf.sum(tf.square(x)), in the tensors\' order', () => {
+    // sizes with groups of four, leftovers, a lone size, a vector-length tail (301) and one element
+    const sizes = [301, 64, 301, 301, 1, 64, 301, 301, 97, 64, 64, 64, 301, 301, 301, 1];
+    let seed = 1;
+    const xs = sizes.map((n, i) => {
+      const values = tf.tidy(() => tf.randomNormal([n], 0, 10 ** ((i % 5) - 2), 'float32', seed++).dataSync() as Float32Array);
+      if (i === 2) values[7] = 1e18; // one value that dwarfs the rest of its sum
+      return tf.tensor1d(values);
+    });
+    xs.push(tf.tensor1d([3e19, 3e19, 1, 2])); // overflows to Infinity
+    const before = tf.memory().numTensors;
+    const sums = sumsOfSquares(xs);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(sums).toHaveLength(xs.length);
+    xs.forEach((x, i) => {
+      const plain = tf.tidy(() => tf.sum(tf.square(x)).dataSync()[0]!);
+      const single = tf.tidy(() => sumOfSquares(x).dataSync()[0]!);
+      expect(Object.is(sums[i], plain), `tensor ${i} (${x.size} values): ${sums[i]} vs ${plain}`).toBe(true);
+      expect(Object.is(sums[i], single)).toBe(true);
+    });
+    expect(sums[xs.length - 1]).toBe(Infinity);
+    expect(() => sumsOfSquares([tf.tensor1d([1, 2], 'int32')])).toThrow(/float32/);
+    tf.dispose(xs);
   });
 });

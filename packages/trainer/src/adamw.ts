@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { adamwStep, sumOfSquares, wasmKernelsActive, type AdamWConstants } from '@empo/policy';
+import { adamwStep, sumsOfSquares, wasmKernelsActive, type AdamWConstants } from '@empo/policy';
 
 export interface AdamWOptions {
   learningRate: number;
@@ -91,13 +91,19 @@ export class AdamW {
 
 /**
  * Global L2 norm of a set of gradients: sqrt of the float32 sum, tensor by tensor, of each tensor's float32 sum of
- * squares. On wasm each tensor's sum is one kernel pass (sumOfSquares, the same bits as the tensor ops).
+ * squares. On wasm the sums are kernel passes, four tensors at a time (sumsOfSquares, the same bits as the tensor ops).
  */
 export function globalNorm(grads: Iterable<tf.Tensor>): number {
+  if (wasmKernelsActive('fused')) {
+    // float32 adds in tensor order, as tf.add of the scalars would do them (a double add of two float32 values,
+    // rounded to float32, is the float32 add)
+    let total = 0;
+    for (const sum of sumsOfSquares([...grads])) total = Math.fround(total + sum);
+    return Math.sqrt(total);
+  }
   return tf.tidy(() => {
-    const fused = wasmKernelsActive('fused');
     let total = tf.scalar(0);
-    for (const g of grads) total = tf.add(total, fused ? sumOfSquares(g) : tf.sum(tf.square(g)));
+    for (const g of grads) total = tf.add(total, tf.sum(tf.square(g)));
     return Math.sqrt(total.dataSync()[0]!);
   });
 }
