@@ -479,7 +479,7 @@ describe('Transpose on wasm', () => {
 
 describe('sums of squares (the gradient norm)', () => {
   test('four tensors of one size per pass: each sum has the bits of tf.sum(tf.square(x)), in the tensors\' order', () => {
-    // sizes with groups of four, leftovers, a lone size, a vector-length tail (301) and one element
+    // sizes in groups of four with leftovers (301, 64, 1), and sizes that come once (97, 4)
     const sizes = [301, 64, 301, 301, 1, 64, 301, 301, 97, 64, 64, 64, 301, 301, 301, 1];
     let seed = 1;
     const xs = sizes.map((n, i) => {
