@@ -206,7 +206,7 @@ export function generate(m: GenerationModel, prompts: number[][], opts: Generate
   if (p.B === 0 || opts.maxNewTokens === 0) return p.result;
   const cfg = m.config;
   const w = prepare(m);
-  const s: Decoding = { rows: prompts.map((_, i) => i), keyValid: [], next: [], step: 0, direct: null, cache: null, logits: null };
+  const s: Decoding = { rows: range(prompts.length), keyValid: [], next: [], step: 0, direct: null, cache: null, logits: null };
   try {
     const pad = (i: number): number => p.Lmax - p.lens[i]!;
     s.keyValid = s.rows.map((i) => Array.from({ length: p.Lmax }, (_, j) => j >= pad(i)));
@@ -274,7 +274,7 @@ export function resumeGenerate(m: GenerationModel, h: RowHandoff, handoff?: Hand
   };
   if ([h.next, h.promptLengths, h.keyValid, h.rngs].some((a) => a.length !== n)) throw new Error(`resumeGenerate: the handoff's per-row fields do not all have ${n} rows`);
   const w = prepare(m);
-  const s: Decoding = { rows: h.rows.map((_, i) => i), keyValid: h.keyValid, next: h.next, step: h.step, direct: null, cache: null, logits: null };
+  const s: Decoding = { rows: range(n), keyValid: h.keyValid, next: pick(h.next, range(n)), step: h.step, direct: null, cache: null, logits: null };
   try {
     if (!directDecodeApplies(m.config, w)) throw new Error('resumeGenerate: rows handed over need the direct decoding path (wasm backend, all kernel groups on)');
     s.direct = DirectDecoder.resume(m.config, w, h.cache, { rows: n, maxKeys: h.Lmax + h.maxNewTokens, recentSegment: RECENT_SEGMENT });
@@ -341,13 +341,14 @@ function tokenSteps(m: GenerationModel, p: Plan, w: Weights, maxNewTokens: numbe
     if (data) {
       s.next = sampleStep(m, p, data, s.rows);
       if (s.step === maxNewTokens - 1) return;
-      const live = s.rows.flatMap((i, r) => (p.result.finished[i] ? [] : [r]));
+      const live = liveRows(p, s);
       if (live.length === 0) return;
       if (s.rows.length - live.length >= Math.max(1, s.rows.length / 8)) keepRows(s, live);
       if (s.direct && handoff?.poll()) handOver(p, s, maxNewTokens, handoff);
     }
     for (const kv of s.keyValid) kv.push(true);
-    const positions = s.rows.map((i) => p.lens[i]! + s.step);
+    const positions: number[] = [];
+    for (const i of s.rows) positions.push(p.lens[i]! + s.step);
     s.step++;
     if (s.direct) {
       data = s.direct.step(s.next, positions, s.keyValid);
@@ -366,6 +367,37 @@ function tokenSteps(m: GenerationModel, p: Plan, w: Weights, maxNewTokens: numbe
   }
 }
 
+/*
+ * The token loop's arrays of row indices, tokens and positions are built by push onto a new array, never by map,
+ * flatMap or a structured clone, whose results can hold the same small integers with another elements kind: V8
+ * optimizes tokenSteps and DirectDecoder.step for the arrays' maps it has seen, and an array of another kind (first
+ * met when rows are dropped, many steps into a run) threw that code away, so each worker compiled both again
+ * (about 100 ms of compiling a worker, on the cores the workers compute on).
+ */
+
+/** [0, 1, ..., n - 1]. */
+function range(n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(i);
+  return out;
+}
+
+/** xs[i] for each i of `at`, in that order. */
+function pick<T>(xs: readonly T[], at: readonly number[]): T[] {
+  const out: T[] = [];
+  for (const i of at) out.push(xs[i]!);
+  return out;
+}
+
+/** The batch rows (indices into s.rows) whose sequences have not finished. */
+function liveRows(p: Plan, s: Decoding): number[] {
+  const out: number[] = [];
+  s.rows.forEach((i, r) => {
+    if (!p.result.finished[i]) out.push(r);
+  });
+  return out;
+}
+
 /** Keep only the batch rows `keep` (indices into s.rows, ascending): gather their cache rows. */
 function keepRows(s: Decoding, keep: readonly number[]): void {
   if (s.direct) s.direct.dropRows(keep);
@@ -377,9 +409,9 @@ function keepRows(s: Decoding, keep: readonly number[]): void {
     });
     disposeCache(old);
   }
-  s.rows = keep.map((r) => s.rows[r]!);
-  s.keyValid = keep.map((r) => s.keyValid[r]!);
-  s.next = keep.map((r) => s.next[r]!);
+  s.rows = pick(s.rows, keep);
+  s.keyValid = pick(s.keyValid, keep);
+  s.next = pick(s.next, keep);
 }
 
 /**
@@ -388,7 +420,7 @@ function keepRows(s: Decoding, keep: readonly number[]): void {
  * which stays where it is.
  */
 function handOver(p: Plan, s: Decoding, maxNewTokens: number, handoff: HandoffControl): void {
-  const live = s.rows.flatMap((i, r) => (p.result.finished[i] ? [] : [r]));
+  const live = liveRows(p, s);
   const give = live.slice(live.length - Math.floor(live.length / 2));
   if (give.length === 0 || give.length * (maxNewTokens - 1 - s.step) < MIN_HANDOFF_WORK) return;
   const h: RowHandoff = {
@@ -405,7 +437,7 @@ function handOver(p: Plan, s: Decoding, maxNewTokens: number, handoff: HandoffCo
     topP: p.topP,
     stopAtEos: p.stopAtEos,
   };
-  keepRows(s, Array.from({ length: give[0]! }, (_, r) => r));
+  keepRows(s, range(give[0]!));
   handoff.send(h);
 }
 
