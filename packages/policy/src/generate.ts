@@ -372,7 +372,7 @@ function tokenSteps(m: GenerationModel, p: Plan, w: Weights, maxNewTokens: numbe
  * flatMap or a structured clone, whose results can hold the same small integers with another elements kind: V8
  * optimizes tokenSteps and DirectDecoder.step for the arrays' maps it has seen, and an array of another kind (first
  * met when rows are dropped, many steps into a run) threw that code away, so each worker compiled both again
- * (about 100 ms of compiling a worker, on the cores the workers compute on).
+ * (about 60 ms of TurboFan's CPU a worker and run, on the cores the workers compute on; BENCHMARKS.md).
  */
 
 /** [0, 1, ..., n - 1]. */
