@@ -10,6 +10,7 @@ interface Call {
   task: string;
   payload: { handoff?: HandoffSignal; rows?: RowHandoff; prompts?: number[][] };
   onProgress: (value: unknown) => void;
+  transfer: ArrayBuffer[];
   resolve: (r: GenerateResult) => void;
   reject: (e: Error) => void;
 }
@@ -17,13 +18,13 @@ interface Call {
 /** A run function that records each task and lets the test finish it. */
 function scripted() {
   const calls: Call[] = [];
-  const run = (task: string, payload: unknown, onProgress: (value: unknown) => void) =>
-    new Promise<GenerateResult>((resolve, reject) => calls.push({ task, payload: payload as Call['payload'], onProgress, resolve, reject }));
+  const run = (task: string, payload: unknown, onProgress: (value: unknown) => void, transfer: ArrayBuffer[]) =>
+    new Promise<GenerateResult>((resolve, reject) => calls.push({ task, payload: payload as Call['payload'], onProgress, transfer, resolve, reject }));
   return { calls, run };
 }
 
-/** A handoff of rows `rows` (indices into the handing task's rows); splitGenerate reads only `rows`. */
-const handoff = (rows: number[]) => ({ rows }) as unknown as RowHandoff;
+/** A handoff of rows `rows` (indices into the handing task's rows); splitGenerate reads `rows` and moves the cache's buffer. */
+const handoff = (rows: number[]) => ({ rows, cache: { P: 1, R: 0, data: new Float32Array(rows) } }) as unknown as RowHandoff;
 const result = (tokens: number[][], finished: boolean[]): GenerateResult => ({ tokens, logprobs: tokens.map((t) => t.map((x) => -x)), finished });
 const prompts = (n: number) => Array.from({ length: n }, (_, i) => [i + 1]);
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -42,6 +43,8 @@ describe('splitGenerate', () => {
     const c = calls[2]!;
     expect(c.task).toBe('generate.resume');
     expect(c.payload.rows).toEqual(handoff([1, 2]));
+    expect(c.transfer).toEqual([c.payload.rows!.cache.data.buffer]); // the cache moves to the worker, not copied
+    expect(calls.slice(0, 2).map((t) => t.transfer)).toEqual([[], []]);
     c.onProgress(handoff([1])); // which hands row 2 on
     const d = calls[3]!;
     a.resolve(result([[10, 11], [20], [30]], [true, false, false]));

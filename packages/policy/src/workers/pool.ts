@@ -257,7 +257,7 @@ export class PolicyWorkers {
     await this.syncWeights(model.weights);
     const { seed: _seed, ...rest } = opts;
     return splitGenerate(
-      (task, payload, onProgress) => this.run<GenerateResult>(task, payload, [], onProgress),
+      (task, payload, onProgress, transfer) => this.run<GenerateResult>(task, payload, transfer, onProgress),
       this.size,
       prompts,
       splitRuns(prompts, this.size),

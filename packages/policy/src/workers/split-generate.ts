@@ -23,7 +23,8 @@ export interface HandoffSignal {
   slot: number;
 }
 
-type RunTask = (task: string, payload: unknown, onProgress: (value: unknown) => void) => Promise<GenerateResult>;
+/** Run a task on a worker; the buffers in `transfer` move with its payload instead of being copied. */
+type RunTask = (task: string, payload: unknown, onProgress: (value: unknown) => void, transfer: ArrayBuffer[]) => Promise<GenerateResult>;
 
 /** One task of the call: a part of the rows, or rows that another task handed over. */
 interface Task {
@@ -58,7 +59,7 @@ export function splitGenerate(
   let unfinished = 0;
   return new Promise<GenerateResult>((resolve, reject) => {
     let failed = false;
-    const launch = (task: Task, name: string, payload: object) => {
+    const launch = (task: Task, name: string, payload: object, transfer: ArrayBuffer[] = []) => {
       task.slot = tasks.length;
       tasks.push(task);
       unfinished++;
@@ -70,9 +71,11 @@ export function splitGenerate(
         const child: Task = { rows: h.rows.map((j) => task.rows[j]!), running: h.rows.length, slot: -1, done: false, children: [] };
         task.running -= h.rows.length;
         task.children.push(child);
-        launch(child, 'generate.resume', { rows: h });
+        // the rows' cache came from the handing worker as a buffer of its own: it moves on (megabytes, on the
+        // path of the idle worker that waits for it) instead of being copied
+        launch(child, 'generate.resume', { rows: h }, [h.cache.data.buffer as ArrayBuffer]);
       };
-      run(name, { ...payload, handoff }, onRows).then(
+      run(name, { ...payload, handoff }, onRows, transfer).then(
         (result) => {
           task.result = result;
           task.done = true;
