@@ -1,11 +1,15 @@
 /**
  * Full EMPO steps on the bundled tiny default, timed by stage: sampling tokens/s (KV cache, questions x G),
- * clustering, training tokens/s (forward + backward + AdamW), the whole step, and peak memory.
+ * clustering, training tokens/s (forward + backward + AdamW), the whole step, and peak memory. Each step runs the
+ * stage functions `empo train` runs (sampleStepParallel, clusterStep, TrainerSession.trainParallel), so its
+ * rollouts.parquet, clusters.parquet and metrics.parquet are encoded and written as in a real run; the
+ * checkpoints `empo train` writes every trainer.save_steps steps and its collapse guard are left out.
  *   npm run bench -- [--json] [--steps N] [--warmup W] [--workers N[,M...]] [--timeline] [--set key=value ...]
  * --workers 1,2 runs one trainer per worker count, interleaved step by step (step 1 with 1 worker, step 1 with
  * 2, step 2 with 1, ...), so that both see the same machine load; since results do not depend on the worker
  * count, both do the same work, and the benchmark checks that their metrics are identical. Default: the
- * config's `workers` (null: one per core). Runs in a temporary run folder; the bundled files are only read.
+ * config's `workers` (null: one per core). Runs in a temporary run folder, removed at the end; the bundled files
+ * are only read.
  * Reported: per step and as medians, the time of each stage, sampling tokens/s (completion tokens), training
  * tokens/s (prompt + completion tokens of the trained sequences), live tensors after each step; worker start-up
  * time; peak RSS of the process (all threads); the config used; on Linux, the CPU time of each thread kind per step
@@ -21,13 +25,13 @@
  * (PolicyWorkers.recordTasks), and how far apart the workers' last tasks of each stage ended (the faster one's wait).
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RunLayout, loadConfig, selectBackend, type MetricsRow } from '@empo/core';
-import { clusterRollouts } from '@empo/clusterer';
+import { RunLayout, loadConfig, selectBackend, type EmpoConfig, type FileWriter, type MetricsRow } from '@empo/core';
+import { clusterStep, readGoldAnswers } from '@empo/clusterer';
 import { PolicyWorkers, defaultWorkerCount } from '@empo/policy';
-import { questionsForStep, readTrainQueries, sampleRollouts, sampleRolloutsParallel } from '@empo/sampler';
+import { readTrainQueries, sampleStepParallel } from '@empo/sampler';
 import { TrainerSession, trainerTaskModule } from '@empo/trainer';
 import { splitThreadTimes, threadTimes, type ThreadSplit } from './threads.ts';
 
@@ -42,7 +46,8 @@ if (!Number.isInteger(timed) || timed < 1) throw new Error(`bench/step.ts: --ste
 if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`bench/step.ts: --warmup must be a non-negative integer, got ${flag('--warmup')}`);
 const steps = warmup + timed;
 const overrides = args.flatMap((a, i) => (a === '--set' ? [args[i + 1]!] : []));
-const config = loadConfig({ overrides: [...overrides, `runs_dir=${JSON.stringify(mkdtempSync(join(tmpdir(), 'empo-bench-')))}`, 'run="bench"'] });
+const runsDir = mkdtempSync(join(tmpdir(), 'empo-bench-'));
+const config = loadConfig({ overrides: [...overrides, `runs_dir=${JSON.stringify(runsDir)}`, 'run="bench"'] });
 
 let peakRss = 0;
 // rss() alone: memoryUsage() also walks V8's heap statistics, in this thread, every 50 ms of the timed steps
@@ -54,6 +59,7 @@ const timer = setInterval(sampleMemory, 50);
 const backend = await selectBackend(config.backend, true);
 const workerCounts = (flag('--workers') ?? String(config.workers ?? defaultWorkerCount(backend))).split(',').map(Number);
 const queries = readTrainQueries(config);
+const goldAnswers = readGoldAnswers(config); // undefined unless the supervised baseline asks for it, as in trainLoop
 
 /** A task of a step's timeline (--timeline), in ms from the step's start. */
 interface StepTask {
@@ -65,6 +71,8 @@ interface StepTask {
 
 interface Runner {
   workers: number;
+  /** The config with this runner's own run folder. */
+  config: EmpoConfig;
   session: TrainerSession;
   pool: PolicyWorkers | null;
   startup_s: number;
@@ -77,12 +85,13 @@ interface Runner {
 }
 const runners: Runner[] = [];
 for (const [i, n] of workerCounts.entries()) {
-  const layout = RunLayout.fromConfig({ ...config, run: `bench-${i}` });
-  const session = await TrainerSession.open({ ...config, run: `bench-${i}` }, layout, 0);
+  const runConfig: EmpoConfig = { ...config, run: `bench-${i}` };
+  const layout = RunLayout.fromConfig(runConfig);
+  const session = await TrainerSession.open(runConfig, layout, 0);
   const t0 = performance.now();
   const pool = n > 1 ? await PolicyWorkers.start({ workers: n, backend, model: session.policy, taskModules: [trainerTaskModule] }) : null;
   if (timeline) pool?.recordTasks();
-  runners.push({ workers: n, session, pool, startup_s: (performance.now() - t0) / 1000, steps: [], threads: [], metrics: [], tasks: [] });
+  runners.push({ workers: n, config: runConfig, session, pool, startup_s: (performance.now() - t0) / 1000, steps: [], threads: [], metrics: [], tasks: [] });
 }
 
 /**
@@ -104,12 +113,12 @@ for (let step = 1; step <= steps; step++) {
     const tasks0 = pool?.taskMsByThread ?? [];
     pool?.takeTaskLog(); // from here on, this step's tasks
     const t0 = performance.now();
-    const questions = questionsForStep(queries, step, config.sampler.questions_per_step, config.seed);
-    const rollouts = pool
-      ? await sampleRolloutsParallel(session.policy, pool, questions, config.sampler, { step, seed: config.seed })
-      : sampleRollouts(session.policy, questions, config.sampler, { step, seed: config.seed });
+    // the stages as `empo train` runs them (cli's trainLoop): their rollouts.parquet and clusters.parquet are
+    // handed to the session, which encodes them during the update and writes them in the background
+    const write: FileWriter = (path, encode) => session.writeWithStep(path, encode);
+    const rollouts = await sampleStepParallel(session.policy, pool, queries, r.config, step, write);
     const t1 = performance.now();
-    const clusters = await clusterRollouts(rollouts, config.clusterer, config.seed, step);
+    const clusters = await clusterStep(rollouts, r.config, step, { goldAnswers, write });
     const t2 = performance.now();
     const metrics = await session.trainParallel(rollouts, clusters, pool);
     const t3 = performance.now();
@@ -149,6 +158,7 @@ for (const r of runners) {
   await r.session.flush();
   r.session.dispose();
 }
+rmSync(runsDir, { recursive: true, force: true }); // the runs' files and checkpoints: only their timings are kept
 
 /** The median, leaving out NaN (a step where a stage ran on one worker only has no end gap). */
 const median = (xs: number[]) => {
