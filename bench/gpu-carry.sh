@@ -23,8 +23,8 @@ echo "2/3 node_modules: tracing the files the benchmarks open (a few minutes)"
 export EMPO_QUIET=1 EMPO_WEBGPU_ADAPTER=any TSX_DISABLE_CACHE=1 # without tsx's cache every file goes through esbuild
 run() { strace -f -qq -e trace=openat,open,stat,statx,newfstatat,readlink,execve -o "$TRACE/$1.trace" "${@:2}" >/dev/null 2>&1 || echo "   (exit $? from: ${*:2})"; }
 run backends node packages/cli/bin/empo.mjs backends --check
-run step-webgpu node --import tsx bench/step.ts --json --steps 1 --set backend=webgpu --set sampler.questions_per_step=2
-run step-wasm node --import tsx bench/step.ts --json --steps 1 --set backend=wasm --set sampler.questions_per_step=2
+run step-webgpu node --import tsx bench/step.ts --json --steps 1 --warmup 0 --set backend=webgpu --set sampler.questions_per_step=2
+run step-wasm node --import tsx bench/step.ts --json --steps 1 --warmup 0 --set backend=wasm --set sampler.questions_per_step=2
 run policy node --import tsx bench/policy.ts --json --backend webgpu --hidden 64 --layers 1 --heads 2 --kv-heads 1 --intermediate 128 --only 'policyUpdate|batch 1$' --repeats 1
 run summary node --import tsx bench/gpu-summary.ts "$TRACE" gpu
 ROOT="$PWD/"

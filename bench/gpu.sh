@@ -152,8 +152,8 @@ fi
 # ---- 2. the tiny default's EMPO step -------------------------------------------------------------------
 step() { # name backend [extra --set ...]
   local name=$1 backend=$2; shift 2
-  say "-- bench/step.ts --steps $STEPS --set backend=$backend $*"
-  timeout "$STAGE_TIMEOUT" $TSX bench/step.ts --json --steps "$STEPS" --set "backend=$backend" "$@" >"$OUTDIR/$name.json" 2>"$OUTDIR/$name.stderr" \
+  say "-- bench/step.ts --steps $STEPS --warmup 0 --set backend=$backend $*"
+  timeout "$STAGE_TIMEOUT" $TSX bench/step.ts --json --steps "$STEPS" --warmup 0 --set "backend=$backend" "$@" >"$OUTDIR/$name.json" 2>"$OUTDIR/$name.stderr" \
     || say "   FAILED (exit $?): see $OUTDIR/$name.stderr"
 }
 say ""

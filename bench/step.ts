@@ -20,7 +20,7 @@
  * the ratio of the median step times, and from the steps paired one by one: the median of the per-step ratios and
  * the ratio of the timed steps' total times. --warmup W runs W steps first that the medians
  * and speed-ups leave out (they are printed, and checked for identical metrics): each worker thread is a V8
- * isolate that compiles its own optimized code, which takes about ten steps here (default 0). --timeline also
+ * isolate that compiles its own optimized code, which takes about ten steps here. Defaults: --steps 8 --warmup 8. --timeline also
  * prints, per step with workers, every task each worker ran, from hand-out to reply in ms from the step's start
  * (PolicyWorkers.recordTasks), and how far apart the workers' last tasks of each stage ended (the faster one's wait).
  */
@@ -40,8 +40,9 @@ const args = process.argv.slice(2);
 const flag = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const json = args.includes('--json');
 const timeline = args.includes('--timeline');
-const timed = Number(flag('--steps') ?? 3);
-const warmup = Number(flag('--warmup') ?? 0);
+// defaults: steady state (each worker thread compiles its code over about ten steps; BENCHMARKS.md, sixth round)
+const timed = Number(flag('--steps') ?? 8);
+const warmup = Number(flag('--warmup') ?? 8);
 if (!Number.isInteger(timed) || timed < 1) throw new Error(`bench/step.ts: --steps must be a positive integer, got ${flag('--steps')}`);
 if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`bench/step.ts: --warmup must be a non-negative integer, got ${flag('--warmup')}`);
 const steps = warmup + timed;
