@@ -18,9 +18,9 @@
  * speed-up the workers' CPU for the same work against the first run's and the share of their cores' time they
  * computed (n cores' wall time = their CPU + waits for a core + time without a task). Each speed-up is given as
  * the ratio of the median step times, and from the steps paired one by one: the median of the per-step ratios and
- * the ratio of the timed steps' total times. --warmup W runs W steps first that the medians
- * and speed-ups leave out (they are printed, and checked for identical metrics): each worker thread is a V8
- * isolate that compiles its own optimized code, which takes about ten steps here. Defaults: --steps 8 --warmup 8. --timeline also
+ * the ratio of the timed steps' total times. --warmup W runs W steps first that the medians and speed-ups leave
+ * out (they are printed, and checked for identical metrics): each worker thread is a V8 isolate that compiles its
+ * own optimized code, which takes about ten steps here. Defaults: --steps 8 --warmup 8. --timeline also
  * prints, per step with workers, every task each worker ran, from hand-out to reply in ms from the step's start
  * (PolicyWorkers.recordTasks), and how far apart the workers' last tasks of each stage ended (the faster one's wait).
  */
